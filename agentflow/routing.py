@@ -1,0 +1,2 @@
+"""WebSocket routes; each app that speaks WebSocket adds its patterns here."""
+websocket_urlpatterns = []

@@ -1,0 +1,12 @@
+from typing import Literal
+
+from .base import NodeBase
+
+
+class ConditionNode(NodeBase):
+    """Evaluates an expression; its output is the result as a boolean."""
+
+    type: Literal["condition"]
+    expression: str
+
+    expression_fields = ("expression",)
