@@ -1,7 +1,8 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
 
-from .models import ApiKey, AuditEvent, Membership, Organization, Role, User
+from .models import ApiKey, AuditEvent, LastOwnerError, Membership, Organization, Role, User
 
 
 def admin_organizations(user):
@@ -74,6 +75,42 @@ class MembershipAdmin(OrgScopedAdmin):
     autocomplete_fields = ["user", "organization"]
     readonly_fields = ["created_at"]
 
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields + (["user", "organization"] if obj else [])
+
+    def save_model(self, request, obj, form, change):
+        # Role changes go through the model so the last-owner and owner-only rules hold.
+        if change and "role" in form.changed_data:
+            new_role = obj.role
+            obj.role = form.initial["role"]
+            if Role.OWNER in (new_role, obj.role) and not _may_manage_owners(request.user, obj.organization):
+                raise PermissionDenied("Only owners grant or take away the owner role.")
+            try:
+                obj.change_role(new_role, actor=request.user)
+            except LastOwnerError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            return
+        if not change and obj.role == Role.OWNER and not _may_manage_owners(request.user, obj.organization):
+            raise PermissionDenied("Only owners grant the owner role.")
+        super().save_model(request, obj, form, change)
+
+    def delete_model(self, request, obj):
+        try:
+            obj.remove(actor=request.user)
+        except LastOwnerError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            self.delete_model(request, membership)
+
+
+def _may_manage_owners(user, organization):
+    if user.is_superuser:
+        return True
+    membership = user.membership_in(organization)
+    return membership is not None and membership.can("manage_owners")
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(OrgScopedAdmin):
@@ -81,7 +118,9 @@ class ApiKeyAdmin(OrgScopedAdmin):
     list_filter = ["role", "organization", "revoked_at"]
     search_fields = ["name", "prefix", "organization__slug"]
     # Keys are issued from the members page or `manage.py create_api_key` (shown once there).
-    readonly_fields = ["organization", "prefix", "created_by", "created_at", "revoked_at", "last_used_at"]
+    # A key's powers are fixed when it is issued; revoke and issue another to change them.
+    readonly_fields = ["organization", "prefix", "role", "scopes", "created_by", "created_at", "revoked_at",
+                       "last_used_at"]
     exclude = ["key_hash"]
     actions = ["revoke"]
 
@@ -90,9 +129,10 @@ class ApiKeyAdmin(OrgScopedAdmin):
 
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request, queryset):
-        for key in queryset:
+        active = [key for key in queryset if key.revoked_at is None]
+        for key in active:
             key.revoke(actor=request.user)
-        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+        self.message_user(request, f"Revoked {len(active)} key(s).", messages.SUCCESS)
 
 
 @admin.register(AuditEvent)

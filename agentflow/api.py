@@ -10,7 +10,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, pagination, parsers
 from rest_framework.response import Response
-from rest_framework.views import set_rollback
 
 
 class BodyTooLarge(exceptions.APIException):
@@ -105,5 +104,7 @@ def exception_handler(exc, context):
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "error"
         body = {"code": code, "message": str(exc.detail), "details": []}
+    from rest_framework.views import set_rollback  # DRF's views import this module's settings
+
     set_rollback()
     return Response({"error": body}, status=exc.status_code, headers=headers)

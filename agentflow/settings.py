@@ -138,6 +138,18 @@ else:
 # Worker processes started by `manage.py start` (the Huey consumer's -w).
 HUEY_WORKERS = env.int("HUEY_WORKERS", default=2)
 
+# Runs: a worker's lease on a run lasts this long without a heartbeat before another may take it.
+RUN_LEASE_TTL_S = env.float("RUN_LEASE_TTL_S", default=30)
+# How often a running engine looks for cancel requests and human decisions.
+RUN_POLL_S = env.float("RUN_POLL_S", default=0.5)
+# A queued run nobody claimed for this long is enqueued again by the reaper.
+RUN_REQUEUE_AFTER_S = env.float("RUN_REQUEUE_AFTER_S", default=120)
+# Test-mode caps: wall time and tokens per run.
+TEST_MODE_MAX_SECONDS = env.float("TEST_MODE_MAX_SECONDS", default=300)
+TEST_MODE_MAX_TOKENS = env.int("TEST_MODE_MAX_TOKENS", default=20000)
+# Largest single artifact file; larger outputs are noted, not stored.
+ARTIFACT_MAX_BYTES = env.int("ARTIFACT_MAX_BYTES", default=10 * 1024 * 1024)
+
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -157,6 +169,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 # Whitenoise serves static files from the app directories when collectstatic was not run.
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))

@@ -23,7 +23,8 @@ class VersionInline(admin.TabularInline):
 @admin.register(Workflow)
 class WorkflowAdmin(OrgScopedAdmin):
     list_display = ["name", "slug", "organization", "category", "status", "updated_at"]
-    list_filter = ["status", "category", "organization"]
+    # Related-only: the plain filter would list every organization's name to every staff user.
+    list_filter = ["status", "category", ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "slug", "description"]
     readonly_fields = ["created_by", "created_at", "updated_at"]
     inlines = [VersionInline]
@@ -53,7 +54,7 @@ class WorkflowAdmin(OrgScopedAdmin):
 @admin.register(WorkflowVersion)
 class WorkflowVersionAdmin(OrgScopedAdmin):
     list_display = ["workflow", "number", "state", "organization", "author", "created_at", "published_at"]
-    list_filter = ["state", "organization"]
+    list_filter = ["state", ("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["workflow__name", "workflow__slug", "message", "spec_hash"]
     fields = ["organization", "workflow", "number", "state", "message", "author", "created_at",
               "published_at", "published_by", "spec_hash", "pretty_spec"]

@@ -1,10 +1,10 @@
 """Workflows REST API: workflows, versions, diff, import/export and stateless validation."""
-import json
+import re
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import transaction
-from django.http import JsonResponse
+from django.db import IntegrityError, transaction
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import include, path
 from django_filters import rest_framework as filters
@@ -14,15 +14,32 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from accounts.api import READ, WRITE, OrgScopedMixin, StrictSerializerMixin
+from accounts.api import READ, WRITE, OrganizationPermission, OrgScopedMixin, StrictSerializerMixin
 from agentflow.api import ApiError
 
 from . import spec as specs
 from .models import InvalidSpec, Workflow, WorkflowVersion
 
 
+# ASCII digits only, and no more than an int column holds: `\d` and str.isdigit() also
+# accept characters such as "²" that int() refuses.
+VERSION_NUMBER = r"[0-9]{1,9}"
+
+
 def invalid_spec_error(exc):
     return ApiError(str(exc), code="invalid_spec", details=[e.as_dict() for e in exc.errors])
+
+
+def _version_in_path(number):
+    if not re.fullmatch(VERSION_NUMBER, number):
+        raise Http404
+    return int(number)
+
+
+def _version_number(value, name):
+    if not re.fullmatch(VERSION_NUMBER, value):
+        raise ApiError(f"{name} must be a version number.", code="invalid")
+    return int(value)
 
 
 class VersionSummarySerializer(serializers.ModelSerializer):
@@ -99,6 +116,14 @@ class PublishSerializer(StrictSerializerMixin, serializers.Serializer):
     message = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
+class ImportParamsSerializer(serializers.Serializer):
+    """The query string of import/: checked like the fields of a created workflow."""
+
+    slug = serializers.SlugField(max_length=80, required=False, allow_blank=True)
+    category = serializers.CharField(max_length=60, required=False, allow_blank=True, default="")
+    publish = serializers.BooleanField(required=False, default=False)
+
+
 class WorkflowFilter(filters.FilterSet):
     class Meta:
         model = Workflow
@@ -114,7 +139,9 @@ class WorkflowViewSet(OrgScopedMixin, mixins.ListModelMixin, mixins.CreateModelM
     lookup_field = "slug"
     filterset_class = WorkflowFilter
     search_fields = ["name", "slug", "description", "category"]
-    action_permissions = {"versions": READ, "diff": READ, "export": READ, "version_detail": READ,
+    # `versions` is absent on purpose: it serves GET (read) and POST (a new draft, a write),
+    # and the default maps safe methods to READ and the rest to WRITE.
+    action_permissions = {"diff": READ, "export": READ, "version_detail": READ,
                           "archive": WRITE, "publish": WRITE, "publish_version": WRITE, "import_spec": WRITE}
 
     def get_queryset(self):
@@ -135,22 +162,24 @@ class WorkflowViewSet(OrgScopedMixin, mixins.ListModelMixin, mixins.CreateModelM
             return Response({"results": VersionSummarySerializer(versions, many=True).data})
         body = DraftSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        previous = workflow.latest_version()
         try:
             version = workflow.save_draft(body.validated_data["spec"], author=request.access.actor,
                                           message=body.validated_data["message"])
         except InvalidSpec as exc:
             raise invalid_spec_error(exc)
-        return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+        created = previous is None or version.pk != previous.pk
+        return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>\d+)")
+    @action(detail=True, methods=["get"], url_path=r"versions/(?P<number>[0-9]+)")
     def version_detail(self, request, slug=None, number=None):
-        version = get_object_or_404(self.get_object().versions, number=number)
+        version = get_object_or_404(self.get_object().versions, number=_version_in_path(number))
         return Response(VersionSerializer(version).data)
 
-    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>\d+)/publish")
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<number>[0-9]+)/publish")
     def publish_version(self, request, slug=None, number=None):
         workflow = self.get_object()
-        return self._publish(request, workflow, get_object_or_404(workflow.versions, number=number))
+        return self._publish(request, workflow, get_object_or_404(workflow.versions, number=_version_in_path(number)))
 
     @action(detail=True, methods=["post"])
     def publish(self, request, slug=None):
@@ -173,11 +202,12 @@ class WorkflowViewSet(OrgScopedMixin, mixins.ListModelMixin, mixins.CreateModelM
         """?from=N&to=M (default: the two latest versions)."""
         workflow = self.get_object()
         versions = list(workflow.versions.order_by("-number"))
-        try:
-            to_number = int(request.query_params.get("to", versions[0].number if versions else 0))
-            from_number = int(request.query_params.get("from", versions[1].number if len(versions) > 1 else to_number))
-        except ValueError:
-            raise ApiError("from and to must be version numbers.", code="invalid")
+        params = request.query_params
+        to_number = _version_number(params["to"], "to") if "to" in params else (versions[0].number if versions else 0)
+        if "from" in params:
+            from_number = _version_number(params["from"], "from")
+        else:
+            from_number = versions[1].number if len(versions) > 1 else to_number
         before = get_object_or_404(workflow.versions, number=from_number)
         after = get_object_or_404(workflow.versions, number=to_number)
         return Response({"from": before.number, "to": after.number, **before.diff(after)})
@@ -188,9 +218,7 @@ class WorkflowViewSet(OrgScopedMixin, mixins.ListModelMixin, mixins.CreateModelM
         workflow = self.get_object()
         number = request.query_params.get("version")
         if number is not None:
-            if not number.isdigit():
-                raise ApiError("version must be a number.", code="invalid")
-            version = get_object_or_404(workflow.versions, number=number)
+            version = get_object_or_404(workflow.versions, number=_version_number(number, "version"))
         else:
             version = workflow.latest_published() or workflow.latest_version()
             if version is None:
@@ -210,25 +238,38 @@ class WorkflowViewSet(OrgScopedMixin, mixins.ListModelMixin, mixins.CreateModelM
             data = upload.read()
         else:
             data = request.data
-        params = request.query_params
+        params = ImportParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
         org = request.access.organization
-        slug = params.get("slug") or None
+        slug = params.validated_data.get("slug") or None
+        conflict = ApiError("A workflow with this slug already exists.", code="conflict", status=409)
         if slug and Workflow.objects.for_org(org).filter(slug=slug).exists():
-            raise ApiError("A workflow with this slug already exists.", code="conflict", status=409)
+            raise conflict
         try:
             with transaction.atomic():
                 workflow = Workflow.create_with_spec(
                     org, data, author=request.access.actor, message="Imported",
-                    slug=slug, category=params.get("category", ""),
+                    slug=slug, category=params.validated_data["category"],
                 )
-                if params.get("publish") in ("1", "true", "yes"):
+                if params.validated_data["publish"]:
                     workflow.publish(author=request.access.actor)
         except InvalidSpec as exc:
             raise invalid_spec_error(exc)
+        except IntegrityError:
+            raise conflict  # another import took the slug since the check above
         return Response(WorkflowSerializer(workflow, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
+class _ReadPermission(OrganizationPermission):
+    """A POST that changes nothing: reading is enough."""
+
+    @staticmethod
+    def required(request, view):
+        return READ
+
+
 @api_view(["POST"])
+@permission_classes([_ReadPermission])
 def validate_spec(request):
     """Stateless: a spec in, {valid, errors} out. Reads the raw body so limits apply first."""
     try:

@@ -84,19 +84,23 @@ class Workflow(models.Model):
         return workflow
 
     def save_draft(self, spec, *, author=None, message=""):
-        """A new draft version holding `spec` (or the latest draft when nothing changed)."""
+        """A new draft version holding `spec`, or the latest version when its spec is the same."""
         typed = validate(spec, self.organization)
         with transaction.atomic():
             latest = self.versions.order_by("-number").first()
-            if latest and latest.state == WorkflowVersion.State.DRAFT and latest.spec_hash == specs.spec_hash(typed.to_json()):
+            if latest and latest.spec_hash == specs.spec_hash(typed.to_json()):
                 return latest
             return self._add_version(typed, author=author, message=message)
 
     @transaction.atomic
     def publish(self, version=None, *, author=None, message=""):
-        """Publish `version` (default: the latest draft); returns it. Publishing twice is a no-op."""
+        """Publish `version` (default: the latest version); returns it. Publishing twice is a no-op.
+
+        Without `version`, an already published latest version is returned as is: an older
+        draft left behind is never published by accident. ValueError when there is no version.
+        """
         if version is None:
-            version = self.versions.filter(state=WorkflowVersion.State.DRAFT).order_by("-number").first()
+            version = self.versions.order_by("-number").first()
             if version is None:
                 raise ValueError("There is no draft to publish.")
         version = WorkflowVersion.objects.select_for_update().get(pk=version.pk, workflow=self)
@@ -174,9 +178,16 @@ class WorkflowVersion(models.Model):
     def __str__(self):
         return f"{self.workflow} v{self.number} ({self.state})"
 
+    PUBLISH_FIELDS = frozenset({"state", "published_at", "published_by", "message"})
+
     def save(self, *args, **kwargs):
-        if self.pk and kwargs.get("update_fields") is None:
-            raise ValueError("Workflow versions are immutable; publish() is the only change.")
+        if self.pk:
+            update_fields = kwargs.get("update_fields")
+            # Only publish() writes an existing row: the publish fields of a stored draft.
+            if update_fields is None or not set(update_fields) <= self.PUBLISH_FIELDS or (
+                WorkflowVersion.objects.filter(pk=self.pk, state=self.State.PUBLISHED).exists()
+            ):
+                raise ValueError("Workflow versions are immutable; publish() is the only change.")
         super().save(*args, **kwargs)
 
     @property

@@ -140,6 +140,35 @@ class InputField(StrictModel):
             raise _rule("input.default_length", "default is longer than max_length", "default")
 
 
+    def parse_text(self, text: str):
+        """A value typed in a form or on the command line, as this input's type."""
+        if self.type in ("string", "text"):
+            return text
+        if self.type == "integer":
+            return int(text)
+        if self.type == "number":
+            return float(text)
+        if self.type == "boolean":
+            lowered = text.strip().lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off", ""):
+                return False
+            raise ValueError(f"{text!r} is not true or false")
+        if self.type == "array" and not text.lstrip().startswith("["):
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            return [int(x) if self.items == "integer" else float(x) if self.items == "number" else x for x in lines]
+        return json.loads(text)
+
+    def problems(self, value) -> list[str]:
+        """Why `value` is not acceptable for this input (empty when it is)."""
+        try:
+            self._check_value(value)
+        except PydanticCustomError as exc:
+            return [exc.message().replace("default", "value", 1)]
+        return []
+
+
 class Source(StrictModel):
     """A named external service. Its key is a credential name or an environment variable,
     never the key itself."""
@@ -244,6 +273,42 @@ class WorkflowSpec(StrictModel):
 
     def successors(self, node_id: str) -> list[str]:
         return list(dict.fromkeys(edge.to for edge in self.outgoing(node_id)))
+
+    def check_inputs(self, values: dict, *, from_text: bool = False) -> tuple[dict, list[dict]]:
+        """The run's inputs with defaults filled in, and every problem as {path, code, message}.
+
+        With `from_text`, string values (a web form, the command line) are parsed per type.
+        """
+        problems, clean = [], {}
+        if not isinstance(values, dict):
+            return {}, [{"path": "$.inputs", "code": "inputs.type", "message": "inputs must be an object"}]
+        for name in values:
+            if name not in self.inputs:
+                problems.append({"path": f"$.inputs.{name}", "code": "inputs.unknown",
+                                 "message": f"'{name}' is not an input of this workflow"})
+        for name, field in self.inputs.items():
+            path = f"$.inputs.{name}"
+            value = values.get(name)
+            if from_text and isinstance(value, str):
+                if value == "" and field.type not in ("string", "text"):
+                    value = None
+                else:
+                    try:
+                        value = field.parse_text(value)
+                    except ValueError as exc:
+                        problems.append({"path": path, "code": "inputs.type", "message": f"not a valid {field.type}: {exc}"})
+                        continue
+            if value is None or (value == "" and field.required):
+                if field.required and field.default is None:
+                    problems.append({"path": path, "code": "inputs.required", "message": f"'{name}' is required"})
+                    continue
+                value = field.default
+            if value is None:
+                continue
+            for message in field.problems(value):
+                problems.append({"path": path, "code": "inputs.invalid", "message": message})
+            clean[name] = value
+        return clean, problems
 
     def to_json(self) -> dict:
         """The document as JSON-ready data, with JSON field names and no null fields."""

@@ -1,3 +1,4 @@
+import json
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -35,3 +36,16 @@ class AggregatorNode(NodeBase):
     def node_refs(self):
         for i, node_id in enumerate(self.inputs_from):
             yield ("inputs_from", i), node_id
+
+    def execute(self, ctx):
+        names = self.inputs_from or ctx.predecessors()
+        outputs = ctx.outputs_of(names)
+        ctx.record_input({"from": list(outputs)})
+        if self.mode == "dict":
+            return outputs
+        if self.mode == "list":
+            return list(outputs.values())
+        if self.mode == "join":
+            return self.separator.join(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                                       for v in outputs.values())
+        return ctx.render(self.template, "template")

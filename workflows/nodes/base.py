@@ -89,3 +89,64 @@ class NodeBase(StrictModel):
     def inline_nodes(self) -> Iterator[tuple[tuple[str | int, ...], "NodeBase"]]:
         """Nodes nested in this one, run per item with `item` and `index` in scope."""
         return iter(())
+
+
+class StepFailed(Exception):
+    """A node could not produce its output. `retryable` failures may succeed if tried again."""
+
+    def __init__(self, message, *, retryable=False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class WaitForHuman(Exception):
+    """A human node has no decision yet: the step waits, and its branch with it."""
+
+    def __init__(self, prompt=""):
+        super().__init__("waiting for a human decision")
+        self.prompt = prompt
+
+
+class NodeContext:
+    """What a node sees while it executes; the run engine provides the implementation.
+
+    Templates and expressions are rendered against {inputs, nodes, run} (plus item and
+    index inside a map); `nodes` holds only nodes that succeeded.
+    """
+
+    node_id: str
+    spec: object
+    inputs: dict
+
+    def render(self, source: str, field: str) -> str:
+        """Render a template of this node; `field` names it in error messages."""
+        raise NotImplementedError
+
+    def evaluate(self, expression: str, field: str):
+        raise NotImplementedError
+
+    def record_input(self, data: dict) -> None:
+        """Store what the node was given (rendered prompt, ...), shown on the step."""
+        raise NotImplementedError
+
+    def call_llm(self, source: str, *, prompt: str, system: str = "", temperature=None, max_tokens=None,
+                 json_schema=None, stream=False):
+        """Call the named source (with its queue, retries of the provider and fallbacks);
+        returns a providers.base.Completion. Raises StepFailed."""
+        raise NotImplementedError
+
+    def outputs_of(self, node_ids) -> dict:
+        """{id: output} for those of `node_ids` that succeeded, in the given order."""
+        raise NotImplementedError
+
+    def predecessors(self) -> list[str]:
+        raise NotImplementedError
+
+    def decision(self):
+        """A human node's recorded decision, or None."""
+        raise NotImplementedError
+
+    def map(self, node: "NodeBase", items: list, max_concurrency: int) -> list:
+        """Run `node` once per item (item/index in scope), at most `max_concurrency` at once;
+        returns their outputs in input order."""
+        raise NotImplementedError

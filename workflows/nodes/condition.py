@@ -10,3 +10,8 @@ class ConditionNode(NodeBase):
     expression: str
 
     expression_fields = ("expression",)
+
+    def execute(self, ctx):
+        value = bool(ctx.evaluate(self.expression, "expression"))
+        ctx.record_input({"expression": self.expression})
+        return value

@@ -1,6 +1,6 @@
 from typing import Literal
 
-from .base import NodeBase
+from .base import NodeBase, WaitForHuman
 
 
 class HumanNode(NodeBase):
@@ -15,3 +15,11 @@ class HumanNode(NodeBase):
     approver_role: Literal["editor", "admin", "owner"] = "editor"
 
     template_fields = ("prompt",)
+
+    def execute(self, ctx):
+        decision = ctx.decision()
+        if decision is None:
+            prompt = ctx.render(self.prompt, "prompt") if self.prompt else ""
+            ctx.record_input({"prompt": prompt, "approver_role": self.approver_role})
+            raise WaitForHuman(prompt)
+        return decision

@@ -7,3 +7,6 @@ class InputNode(NodeBase):
     """The start of every workflow; its output is the run's inputs."""
 
     type: Literal["input"]
+
+    def execute(self, ctx):
+        return ctx.inputs

@@ -2,7 +2,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from .base import NODE_ID_PATTERN, NodeBase
+from .base import NODE_ID_PATTERN, NodeBase, StepFailed
 from .condition import ConditionNode
 from .llm import LlmNode
 from .router import RouterNode
@@ -52,3 +52,12 @@ class MapNode(NodeBase):
 
     def inline_nodes(self):
         yield ("node",), self.node
+
+    def execute(self, ctx):
+        items = ctx.evaluate(self.items, "items")
+        if isinstance(items, dict) or not isinstance(items, (list, tuple)):
+            raise StepFailed(f"items must evaluate to a list, not {type(items).__name__}")
+        if len(items) > self.max_items:
+            raise StepFailed(f"{len(items)} items is more than max_items ({self.max_items})")
+        ctx.record_input({"items": len(items)})
+        return ctx.map(self.node, list(items), self.max_concurrency)

@@ -1,9 +1,10 @@
+import re
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from .base import NAME_PATTERN, NodeBase, SourceRef, StrictModel, TemplateField
+from .base import NAME_PATTERN, NodeBase, SourceRef, StepFailed, StrictModel, TemplateField
 
 
 class Route(StrictModel):
@@ -61,3 +62,37 @@ class RouterNode(NodeBase):
     def source_refs(self):
         if self.source:
             yield SourceRef(("source",), self.source, "llm")
+
+    def execute(self, ctx):
+        if self.mode == "llm":
+            return {"route": self._classify(ctx)}
+        for i, route in enumerate(self.routes):
+            if route.when is not None and ctx.evaluate(route.when, f"routes[{i}].when"):
+                return {"route": route.name}
+        if self.default is None:
+            raise StepFailed("no route matched and the router has no default")
+        return {"route": self.default}
+
+    def _classify(self, ctx):
+        names = [route.name for route in self.routes]
+        question = ctx.render(self.prompt, "prompt") if self.prompt else ""
+        menu = "\n".join(f"- {r.name}: {r.description}" if r.description else f"- {r.name}" for r in self.routes)
+        prompt = (f"{question}\n\nChoose the one route that fits best:\n{menu}\n\n"
+                  f"Answer with the route name only, one of: {', '.join(names)}.")
+        ctx.record_input({"source": self.source, "prompt": prompt})
+        answer = ctx.call_llm(self.source, prompt=prompt, temperature=0).text
+        return choose_route(answer, names, self.default)
+
+
+def choose_route(answer, names, default=None):
+    """The route named in a model's answer: the earliest whole-word mention wins."""
+    found = []
+    for name in names:
+        match = re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", answer, re.IGNORECASE)
+        if match:
+            found.append((match.start(), name))
+    if found:
+        return min(found)[1]
+    if default is not None:
+        return default
+    raise StepFailed(f"the model answered {answer[:80]!r}, which names none of the routes", retryable=True)

@@ -28,7 +28,7 @@ class Command(BaseCommand):
             raise CommandError("No such version.")
         text = json.dumps(chosen.spec, indent=2, ensure_ascii=False)
         if output:
-            with open(output, "w") as f:
+            with open(output, "w", encoding="utf-8") as f:
                 f.write(text + "\n")
             self.stderr.write(f"Wrote {workflow.slug} v{chosen.number} to {output}")
         else:

@@ -1,6 +1,8 @@
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_slug
 from django.db import transaction
 
 from accounts.models import Organization
@@ -22,6 +24,13 @@ class Command(BaseCommand):
         organization = Organization.objects.filter(slug=org).first()
         if organization is None:
             raise CommandError(f"No organization '{org}'.")
+        if slug:
+            try:
+                validate_slug(slug)
+            except ValidationError:
+                raise CommandError(f"'{slug}' is not a slug (letters, digits, '-' and '_').")
+            if len(slug) > Workflow._meta.get_field("slug").max_length:
+                raise CommandError(f"'{slug}' is longer than 80 characters.")
         if slug and Workflow.objects.for_org(organization).filter(slug=slug).exists():
             raise CommandError(f"A workflow '{slug}' already exists in '{org}'.")
         try:

@@ -1,0 +1,668 @@
+"""The run engine: drives one run from its steps in the database to a terminal state.
+
+One thread (the engine's) owns the database writes of a run; node bodies run on a thread
+pool and talk back through the engine's inbox. Semantics (../DESIGN): a node is ready when
+every incoming edge is decided; an edge is live when its source succeeded and its `when`
+holds; a node whose incoming edges are all dead is skipped (dead-path elimination); a join
+waits for all live edges; ready nodes run concurrently, at most `settings.parallelism`.
+
+Durability: each step's result is committed before its successors start; succeeded steps
+are never executed again; a step that was in flight when a worker died runs again with the
+same idempotency key. All writes go through `Run.writing()`, fenced by the lease token.
+"""
+import logging
+import os
+import queue
+import random
+import socket
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from providers import pricing
+from providers.base import ChatRequest, Interrupted, ProviderError, provider_class
+from workflows import templating
+from workflows.nodes.base import NodeContext, StepFailed, WaitForHuman
+
+from . import artifacts, events
+from .models import LeaseLost, Run, Step
+
+log = logging.getLogger(__name__)
+
+# Set on graceful shutdown: engines stop starting steps and hand their runs back.
+shutdown = threading.Event()
+
+OUTPUT_EVENT_LIMIT = 16 * 1024  # larger outputs travel as a preview; the step has them whole
+
+
+def worker_id():
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+_spec_cache = {}
+
+
+def spec_of(version):
+    """The typed spec of a version, parsed once per process (versions never change)."""
+    spec = _spec_cache.get(version.pk)
+    if spec is None:
+        if len(_spec_cache) > 256:
+            _spec_cache.clear()
+        spec = _spec_cache[version.pk] = version.typed_spec()
+    return spec
+
+
+def execute(run_id):
+    """Claim the run and drive it as far as it can go. Safe to call any number of times."""
+    run = Run.claim(run_id, worker_id(), settings.RUN_LEASE_TTL_S)
+    if run is None:
+        return None
+    try:
+        return _Engine(run).drive()
+    except LeaseLost:
+        log.warning("run %s: lease lost, stopping", run_id)
+        return "lease_lost"
+
+
+def _preview(value):
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) <= OUTPUT_EVENT_LIMIT:
+        return {"output": value}
+    return {"output_preview": text[:OUTPUT_EVENT_LIMIT], "truncated": True}
+
+
+class _Engine:
+    def __init__(self, run):
+        self.run = run
+        self.spec = spec_of(run.version)
+        self.settings = self.spec.settings
+        self.inbox = queue.Queue()
+        self.state = {}  # node id -> Step.Status of the node's own step
+        self.outputs = {}  # node id -> output, succeeded nodes only
+        self.steps = {}  # (node id, map index) -> Step
+        self.in_flight = 0
+        self.failure = None
+        self.stop_reason = None  # "cancel", "shutdown", "lease", "timeout"
+        self.stop = threading.Event()  # tells running node bodies and providers to stop
+        self.thread = threading.current_thread()
+        self.is_test = run.mode == Run.Mode.TEST
+        self.deadline = None
+        self.incoming = {node.id: self.spec.incoming(node.id) for node in self.spec.nodes}
+
+    # The engine thread --------------------------------------------------------------
+
+    def drive(self):
+        with self.run.writing() as w:
+            if w.run.status == Run.Status.QUEUED:
+                w.set(status=Run.Status.RUNNING, started_at=w.run.started_at or timezone.now())
+                w.emit("run.started", {"worker": self.run.lease_owner, "mode": w.run.mode})
+            else:
+                w.emit("log", {"message": f"resumed by {self.run.lease_owner}"})
+            started_at = w.run.started_at
+            self.run.started_at = started_at
+        timeout = self.settings.timeout_s
+        if self.is_test:
+            timeout = min(timeout, settings.TEST_MODE_MAX_SECONDS)
+        self.deadline = started_at.timestamp() + timeout
+        self._load_steps()
+        heartbeat = _Heartbeat(self)
+        heartbeat.start()
+        pool = ThreadPoolExecutor(max_workers=self.settings.parallelism, thread_name_prefix=f"run-{str(self.run.pk)[:8]}")
+        try:
+            self._loop(pool)
+        finally:
+            self.stop.set()
+            heartbeat.stop()
+            pool.shutdown(wait=True)
+        return self._finish()
+
+    def _loop(self, pool):
+        while True:
+            self._check_time()
+            if self.failure is None and not self.stop.is_set():
+                self._schedule(pool)
+            if not self.in_flight:
+                if self.stop_reason or self.failure or not self._waiting():
+                    return
+                # Only human steps are left: see whether a decision came in meanwhile.
+                if not self._collect_decisions():
+                    return
+                continue
+            try:
+                message = self.inbox.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self._handle(message)
+
+    def cancel_requested(self):
+        if Run.objects.filter(pk=self.run.pk, cancel_requested_at__isnull=False).exists():
+            self._halt("cancel")
+        return self.stop_reason == "cancel"
+
+    def _check_time(self):
+        if self.stop_reason is None and time.time() > self.deadline:
+            self._halt("timeout")
+
+    def _halt(self, reason):
+        """Stop starting steps and interrupt running ones; callable from any thread."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.stop.set()
+        self.inbox.put(("wake",))
+
+    def _handle(self, message):
+        kind = message[0]
+        if kind == "call":
+            _, fn, args, future = message
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed back to the calling thread
+                future.set_exception(exc)
+        elif kind == "done":
+            self.in_flight -= 1
+            self._node_done(*message[1:])
+        elif kind == "decided":
+            self._collect_decisions()
+
+    def call(self, fn, *args):
+        """Run `fn` on the engine thread (where the database writes happen) and return its result."""
+        if threading.current_thread() is self.thread:
+            return fn(*args)
+        future = Future()
+        self.inbox.put(("call", fn, args, future))
+        return future.result()
+
+    # Steps on disk ------------------------------------------------------------------------
+
+    def _load_steps(self):
+        for step in Step.objects.filter(run=self.run):
+            self.steps[(step.node_id, step.map_index)] = step
+            if step.map_index is not None:
+                continue
+            if step.status == Step.Status.SUCCEEDED:
+                self.state[step.node_id] = Step.Status.SUCCEEDED
+                self.outputs[step.node_id] = step.output
+            elif step.status in (Step.Status.SKIPPED, Step.Status.WAITING):
+                self.state[step.node_id] = step.status
+            # running (the worker died), pending, failed (a retry) and cancelled run again
+
+    def _waiting(self):
+        return [node_id for node_id, status in self.state.items() if status == Step.Status.WAITING]
+
+    def _collect_decisions(self):
+        """Take in human decisions recorded since the steps started waiting."""
+        waiting = self._waiting()
+        if not waiting:
+            return False
+        decided = Step.objects.filter(run=self.run, node_id__in=waiting, map_index__isnull=True,
+                                      status=Step.Status.SUCCEEDED)
+        found = False
+        for step in decided:
+            self.steps[(step.node_id, None)] = step
+            self.state[step.node_id] = Step.Status.SUCCEEDED
+            self.outputs[step.node_id] = step.output
+            found = True
+        return found
+
+    def _start_step(self, node_id, node_type, map_index=None):
+        """Record that a step starts (attempt + 1); returns the Step."""
+        step = self.steps.get((node_id, map_index))
+        now = timezone.now()
+        with self.run.writing() as w:
+            if step is None:
+                step = Step(organization_id=self.run.organization_id, run=self.run, node_id=node_id,
+                            node_type=node_type, map_index=map_index,
+                            idempotency_key=Step.make_idempotency_key(self.run.pk, node_id, map_index))
+            step.status = Step.Status.RUNNING
+            step.attempt += 1
+            step.started_at, step.finished_at, step.error = now, None, ""
+            step.save()
+            w.set(step_count=w.run.step_count + 1)
+            w.emit("step.started", step.summary())
+        self.steps[(node_id, map_index)] = step
+        return step
+
+    def _end_step(self, step, status, *, output=None, error="", event=None, usage=None, record=None):
+        with self.run.writing() as w:
+            step.status = status
+            step.finished_at = timezone.now()
+            step.error = error
+            if status == Step.Status.SUCCEEDED:
+                step.output = output
+            if record is not None:
+                record.apply(step)
+            step.save()
+            w.add_usage(step)
+            data = step.summary()
+            if status == Step.Status.SUCCEEDED:
+                data.update(_preview(output))
+            if error:
+                data["error"] = error
+            w.emit(event or f"step.{status}", data)
+        return step
+
+    def _skip(self, node):
+        step = self.steps.get((node.id, None)) or Step(
+            organization_id=self.run.organization_id, run=self.run, node_id=node.id, node_type=node.type,
+            idempotency_key=Step.make_idempotency_key(self.run.pk, node.id, None))
+        with self.run.writing() as w:
+            step.status = Step.Status.SKIPPED
+            step.finished_at = timezone.now()
+            step.save()
+            w.emit("step.skipped", step.summary())
+        self.steps[(node.id, None)] = step
+        self.state[node.id] = Step.Status.SKIPPED
+
+    # Scheduling ------------------------------------------------------------------------
+
+    def _context(self, extra=None):
+        ctx = {
+            "inputs": self.run.inputs,
+            "nodes": {node_id: {"output": output} for node_id, output in self.outputs.items()},
+            "run": {"id": str(self.run.pk), "mode": self.run.mode, "trigger": self.run.trigger},
+        }
+        if extra:
+            ctx.update(extra)
+        return ctx
+
+    def _edge_live(self, edge):
+        if self.state.get(edge.from_) != Step.Status.SUCCEEDED:
+            return False
+        if edge.when is None:
+            return True
+        label = f"edges[{edge.from_}->{edge.to}].when"
+        return bool(templating.evaluate(edge.when, self._context(), label))
+
+    def _schedule(self, pool):
+        """Start every ready node, skipping those whose incoming edges are all dead."""
+        progressed = True
+        while progressed and self.failure is None:
+            progressed = False
+            for node in self.spec.nodes:
+                if node.id in self.state or self.in_flight >= self.settings.parallelism:
+                    continue
+                incoming = self.incoming[node.id]
+                if any(self.state.get(e.from_) not in (Step.Status.SUCCEEDED, Step.Status.SKIPPED,
+                                                       Step.Status.FAILED) for e in incoming):
+                    continue
+                try:
+                    live = [e for e in incoming if self._edge_live(e)]
+                except templating.TemplateError as exc:
+                    self.failure = f"{exc}"
+                    return
+                if incoming and not live:
+                    self._skip(node)
+                    progressed = True
+                    continue
+                if not self._within_limits(node):
+                    return
+                step = self._start_step(node.id, node.type)
+                self.state[node.id] = Step.Status.RUNNING
+                self.in_flight += 1
+                pool.submit(self._run_node, node, step)
+                progressed = True
+
+    def _within_limits(self, node):
+        max_steps = self.settings.max_steps
+        steps_taken = sum(1 for s in self.steps.values() if s.attempt)
+        if steps_taken >= max_steps:
+            self.failure = f"the run reached its limit of {max_steps} steps before node '{node.id}'"
+            return False
+        cap = self.max_cost()
+        if cap is not None and self.cost() >= cap:
+            self.failure = f"the run reached its cost limit of ${cap} before node '{node.id}'"
+            return False
+        return True
+
+    def cost(self):
+        return sum((s.cost_usd for s in self.steps.values()), Decimal("0"))
+
+    def tokens(self):
+        return sum(s.input_tokens + s.output_tokens for s in self.steps.values())
+
+    def max_cost(self):
+        cap = self.settings.max_cost_usd
+        return Decimal(str(cap)) if cap is not None else None
+
+    def max_tokens(self):
+        caps = [c for c in (self.settings.max_tokens, settings.TEST_MODE_MAX_TOKENS if self.is_test else None) if c]
+        return min(caps) if caps else None
+
+    def _node_done(self, node, step, outcome, value, record):
+        if outcome == "succeeded":
+            self._end_step(step, Step.Status.SUCCEEDED, output=value, record=record)
+            self.state[node.id] = Step.Status.SUCCEEDED
+            self.outputs[node.id] = value
+        elif outcome == "waiting":
+            self._end_waiting(step, value, record)
+            self.state[node.id] = Step.Status.WAITING
+        elif outcome == "interrupted":
+            # Cancel, shutdown or timeout: the step is not a success and not a failure.
+            self.state.pop(node.id, None)
+            if self.stop_reason in ("cancel", "timeout"):
+                self._end_step(step, Step.Status.CANCELLED, error=value, record=record)
+        else:
+            self._end_step(step, Step.Status.FAILED, error=value, record=record)
+            self.state[node.id] = Step.Status.FAILED
+            self.failure = self.failure or f"node '{node.id}' failed: {value}"
+            self.stop.set()  # running siblings stop their provider calls
+
+    def _end_waiting(self, step, prompt, record):
+        with self.run.writing() as w:
+            step.status = Step.Status.WAITING
+            if record is not None:
+                record.apply(step)
+            step.save()
+            w.emit("step.waiting", {**step.summary(), "prompt": prompt})
+
+    # Node bodies, on pool threads ------------------------------------------------------
+
+    def _run_node(self, node, step):
+        try:
+            outcome, value, record = self._attempts(node, step, {})
+            self.inbox.put(("done", node, step, outcome, value, record))
+        finally:
+            connection.close()
+
+    def _attempts(self, node, step, scope):
+        """Execute `node` with its retry policy; returns (outcome, value, StepRecord)."""
+        policy = node.retry
+        attempts = policy.max_attempts if policy else 1
+        tries = 0
+        while True:
+            tries += 1
+            ctx = _Context(self, node, step, scope)
+            try:
+                if self.stop.is_set():
+                    raise Interrupted()
+                return "succeeded", node.execute(ctx), ctx.record
+            except WaitForHuman as wait:
+                return "waiting", wait.prompt, ctx.record
+            except Interrupted:
+                return "interrupted", "interrupted", ctx.record
+            except (StepFailed, ProviderError) as exc:
+                retryable, message, retry_after = exc.retryable, str(exc), getattr(exc, "retry_after", None)
+            except templating.TemplateError as exc:
+                retryable, message, retry_after = False, str(exc), None
+            except Exception as exc:
+                log.exception("run %s node %s crashed", self.run.pk, node.id)
+                retryable, message, retry_after = False, f"internal error: {exc.__class__.__name__}: {exc}", None
+            if not retryable or tries >= attempts or self.stop.is_set():
+                return "failed", message, ctx.record
+            delay = min(policy.max_backoff_s, policy.backoff_s * 2 ** (tries - 1))
+            if policy.jitter:
+                delay = random.uniform(delay / 2, delay)
+            delay = max(delay, retry_after or 0)
+            self.call(self._retrying, step, message, delay)
+            if self.stop.wait(delay):
+                return "interrupted", "interrupted", ctx.record
+            self.call(self._next_attempt, step)
+
+    def _retrying(self, step, message, delay):
+        with self.run.writing() as w:
+            w.emit("step.retrying", {**step.summary(), "error": message, "delay_s": round(delay, 3)})
+
+    def _next_attempt(self, step):
+        with self.run.writing() as w:
+            step.attempt += 1
+            step.save(update_fields=["attempt"])
+            w.emit("step.started", step.summary())
+
+    def run_items(self, map_node, inline, items, max_concurrency):
+        """The map node's items, each its own step (map_index), `max_concurrency` at a time."""
+        results = [None] * len(items)
+        errors = []
+
+        def one(index):
+            existing = self.steps.get((map_node.id, index))
+            if existing is not None and existing.status == Step.Status.SUCCEEDED:
+                results[index] = existing.output
+                return
+            if errors or self.stop.is_set():
+                return
+            step = self.call(self._start_step, map_node.id, inline.type, index)
+            try:
+                outcome, value, record = self._attempts(inline, step, {"item": items[index], "index": index})
+            finally:
+                connection.close()
+            if outcome == "succeeded":
+                self.call(self._end_item, step, Step.Status.SUCCEEDED, value, "", record)
+                results[index] = value
+            elif outcome == "interrupted":
+                errors.append(Interrupted())
+            else:
+                self.call(self._end_item, step, Step.Status.FAILED, None, value, record)
+                errors.append(StepFailed(f"item {index} failed: {value}"))
+
+        with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix=f"map-{map_node.id}") as pool:
+            list(pool.map(one, range(len(items))))
+        if errors:
+            raise next((e for e in errors if isinstance(e, StepFailed)), errors[0])
+        return results
+
+    def _end_item(self, step, status, output, error, record):
+        self._end_step(step, status, output=output, error=error, record=record)
+
+    # The end ----------------------------------------------------------------------------
+
+    def _finish(self):
+        reason = self.stop_reason
+        if reason == "lease":
+            return "lease_lost"
+        if reason == "shutdown" and self.failure is None:
+            self._hand_back()
+            return "handed_back"
+        if reason == "cancel":
+            return self._end_run(Run.Status.CANCELLED, error="Cancelled.")
+        if reason == "timeout":
+            return self._end_run(Run.Status.FAILED, error=f"The run timed out after {self.settings.timeout_s:g} s.")
+        if self.failure is not None:
+            return self._end_run(Run.Status.FAILED, error=self.failure)
+        if self._waiting():
+            return self._wait()
+        try:
+            outputs = self._render_outputs()
+        except templating.TemplateError as exc:
+            return self._end_run(Run.Status.FAILED, error=f"outputs: {exc}")
+        return self._end_run(Run.Status.SUCCEEDED, outputs=outputs)
+
+    def _render_outputs(self):
+        if self.spec.outputs:
+            ctx = self._context()
+            return {name: templating.render(src, ctx, f"outputs.{name}") for name, src in self.spec.outputs.items()}
+        return {node.id: self.outputs[node.id] for node in self.spec.nodes
+                if node.type == "output" and node.id in self.outputs}
+
+    def _end_run(self, status, *, outputs=None, error=""):
+        files = artifacts.prepare(self.run, self.spec, self.steps.values(), outputs or {})
+        with self.run.writing() as w:
+            if w.run.cancel_requested_at and status == Run.Status.SUCCEEDED:
+                status, error = Run.Status.CANCELLED, "Cancelled."
+            w.set(status=status, error=error, outputs=outputs or {}, finished_at=timezone.now(),
+                  lease_owner="", lease_expires_at=None)
+            for step in self.steps.values():
+                if step.status in (Step.Status.RUNNING, Step.Status.PENDING, Step.Status.WAITING):
+                    step.status, step.finished_at = Step.Status.CANCELLED, timezone.now()
+                    step.save(update_fields=["status", "finished_at"])
+            artifacts.save(self.run, files, w)
+            w.emit(f"run.{status}", {"status": status, "error": error, "outputs": _preview(outputs or {}),
+                                     "input_tokens": w.run.input_tokens, "output_tokens": w.run.output_tokens,
+                                     "cost_usd": str(w.run.cost_usd)})
+        return status
+
+    def _wait(self):
+        from .tasks import enqueue_run
+
+        waiting = self._waiting()
+        with self.run.writing() as w:
+            # A decision that came in since the last look would otherwise wait forever:
+            # deciding locks this row too, so it lands either before this check or after
+            # the run is marked waiting (and then re-enqueues the run itself).
+            decided = Step.objects.filter(run=self.run, node_id__in=waiting, map_index__isnull=True,
+                                          status=Step.Status.SUCCEEDED).exists()
+            w.set(lease_owner="", lease_expires_at=None)
+            if decided:
+                enqueue_run(self.run.pk)
+                return Run.Status.RUNNING
+            w.set(status=Run.Status.WAITING)
+            w.emit("run.waiting", {"waiting_for": waiting})
+        return Run.Status.WAITING
+
+    def _hand_back(self):
+        from .tasks import enqueue_run
+
+        with self.run.writing() as w:
+            w.set(lease_owner="", lease_expires_at=None)
+            w.emit("log", {"message": "worker shutting down; run handed back"})
+            enqueue_run(self.run.pk)
+
+
+class StepRecord:
+    """What a node body reports about its step besides the output (kept until saved)."""
+
+    def __init__(self):
+        self.input = None
+        self.input_tokens = self.output_tokens = 0
+        self.tokens_estimated = False
+        self.cost = Decimal("0")
+        self.provider = self.model = ""
+        self.queue_wait_ms = 0
+
+    def apply(self, step):
+        if self.input is not None:
+            step.input = self.input
+        step.input_tokens, step.output_tokens = self.input_tokens, self.output_tokens
+        step.tokens_estimated = self.tokens_estimated
+        step.cost_usd = self.cost
+        step.provider, step.model = self.provider, self.model
+        step.queue_wait_ms = self.queue_wait_ms
+
+
+class _Context(NodeContext):
+    def __init__(self, engine, node, step, scope):
+        self.engine = engine
+        self.node = node
+        self.node_id = step.node_id
+        self.step = step
+        self.scope = scope
+        self.spec = engine.spec
+        self.inputs = engine.run.inputs
+        self.record = StepRecord()
+        self.started = time.monotonic()
+
+    def _label(self, field):
+        suffix = f"[{self.step.map_index}]" if self.step.map_index is not None else ""
+        return f"nodes.{self.step.node_id}{suffix}.{field}"
+
+    def render(self, source, field):
+        return templating.render(source, self.engine._context(self.scope), self._label(field))
+
+    def evaluate(self, expression, field):
+        return templating.evaluate(expression, self.engine._context(self.scope), self._label(field))
+
+    def record_input(self, data):
+        self.record.input = data
+
+    def predecessors(self):
+        return self.spec.predecessors(self.node.id)
+
+    def outputs_of(self, node_ids):
+        return {node_id: self.engine.outputs[node_id] for node_id in node_ids if node_id in self.engine.outputs}
+
+    def decision(self):
+        return None  # decisions are recorded on the step by Run.decide(); see _collect_decisions
+
+    def map(self, node, items, max_concurrency):
+        return self.engine.run_items(self.node, node, items, max_concurrency)
+
+    def _should_stop(self):
+        if self.engine.stop.is_set():
+            return True
+        timeout = self.node.timeout_s
+        return timeout is not None and time.monotonic() - self.started > timeout
+
+    def call_llm(self, source, *, prompt, system="", temperature=None, max_tokens=None, json_schema=None,
+                 stream=False):
+        engine = self.engine
+        config = self.spec.sources[source]
+        options = dict(config.options)
+        provider = provider_class(config.provider)(model=config.model, options=options, base_url=config.base_url)
+        request = ChatRequest(
+            model=config.model, prompt=prompt, system=system,
+            temperature=temperature if temperature is not None else options.get("temperature"),
+            max_tokens=max_tokens or options.get("max_tokens"),
+            json_schema=json_schema, stream=stream, idempotency_key=self.step.idempotency_key,
+            timeout_s=self.node.timeout_s,
+        )
+        cap_tokens = engine.max_tokens()
+        if cap_tokens is not None and engine.tokens() >= cap_tokens:
+            raise StepFailed(f"the run reached its token limit ({cap_tokens})")
+        cap = engine.max_cost()
+        if cap is not None:
+            estimate = pricing.estimate(config.provider, config.model, options, prompt + system, request.max_tokens)
+            if engine.cost() + estimate > cap:
+                raise StepFailed(f"calling {source} (about ${estimate:.4f}) would exceed the run's cost limit of ${cap}")
+        # No provider call starts once a cancel is recorded.
+        if engine.call(engine.cancel_requested):
+            raise Interrupted()
+
+        on_delta = None
+        if stream:
+            run_id, step_id, node_id = engine.run.pk, self.step.pk, self.step.node_id
+
+            def on_delta(text):
+                events.publish_delta(run_id, step_id, node_id, text)
+
+        completion = provider.complete(request, on_delta=on_delta, should_stop=self._should_stop)
+        record = self.record
+        record.provider, record.model = completion.provider, completion.model
+        record.input_tokens += completion.usage.input_tokens
+        record.output_tokens += completion.usage.output_tokens
+        record.tokens_estimated = record.tokens_estimated or completion.usage.estimated
+        record.cost += pricing.cost(config.provider, completion.model, options, completion.usage)
+        return completion
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the lease and watches for cancel requests, decisions and shutdown."""
+
+    def __init__(self, engine):
+        super().__init__(name=f"heartbeat-{str(engine.run.pk)[:8]}", daemon=True)
+        self.engine = engine
+        self.done = threading.Event()
+
+    def stop(self):
+        self.done.set()
+        self.join()
+
+    def run(self):
+        engine = self.engine
+        ttl = settings.RUN_LEASE_TTL_S
+        interval = min(ttl / 3, settings.RUN_POLL_S)
+        last_renew = time.monotonic()
+        try:
+            while not self.done.wait(interval):
+                if shutdown.is_set():
+                    engine._halt("shutdown")
+                try:
+                    if time.monotonic() - last_renew >= ttl / 3:
+                        engine.run.renew(ttl)
+                        last_renew = time.monotonic()
+                    if Run.objects.filter(pk=engine.run.pk, cancel_requested_at__isnull=False).exists():
+                        engine._halt("cancel")
+                    if engine._waiting():
+                        engine.inbox.put(("decided",))
+                except LeaseLost:
+                    engine._halt("lease")
+                    return
+                except Exception:
+                    log.warning("heartbeat of run %s failed", engine.run.pk, exc_info=True)
+        finally:
+            connection.close()

@@ -1,0 +1,450 @@
+"""Runs, their steps, events and artifacts. The database is the truth.
+
+A Run is claimed by one worker at a time through a lease (`claim`, `renew`, `release`)
+carrying a fencing token: every write a worker makes on behalf of a run goes through
+`Run.locked(token)`, which fails once another worker has taken the lease, so a worker that
+lost its lease stops writing. Every state change writes a RunEvent with the next per-run
+`seq` in the same transaction; the event is announced on the channel layer after commit.
+"""
+import hashlib
+import uuid
+from contextlib import contextmanager
+from datetime import timedelta
+from decimal import Decimal
+from functools import partial
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import OrgQuerySet, Organization
+from workflows.models import Workflow, WorkflowVersion
+
+from . import events
+
+
+class DecisionError(Exception):
+    """A control action (approve, reject, retry) that does not fit the run's state."""
+
+
+class LeaseLost(Exception):
+    """Another worker holds this run now; the current one must stop writing."""
+
+
+class Run(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        WAITING = "waiting", "Waiting"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        API = "api", "API"
+        CLI = "cli", "Command line"
+
+    class Mode(models.TextChoices):
+        VALIDATE = "validate", "Validate"
+        TEST = "test", "Test"
+        FULL = "full", "Full"
+
+    TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="runs")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="runs")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.API)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.FULL)
+    inputs = models.JSONField(default=dict)
+    outputs = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    step_count = models.PositiveIntegerField(default=0)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # The lease: who runs it, until when, and the fencing token that grows with every claim.
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_token = models.PositiveBigIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The last event's seq; the next event takes seq + 1 under the run's row lock.
+    last_seq = models.PositiveBigIntegerField(default=0)
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.workflow} run {str(self.id)[:8]}"
+
+    @property
+    def is_terminal(self):
+        return self.status in self.TERMINAL
+
+    @property
+    def duration_s(self):
+        if not self.started_at:
+            return None
+        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
+
+    @property
+    def total_tokens(self):
+        return self.input_tokens + self.output_tokens
+
+    # Writing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self, fenced=True):
+        """A transaction on this run: its row locked (and, when `fenced`, checked to still be
+        under this worker's lease), events collected and written with the row at the end.
+
+        Yields a RunWriter; raises LeaseLost when another worker took the run.
+        """
+        with transaction.atomic():
+            row = Run.objects.select_for_update().get(pk=self.pk)
+            if fenced and (row.lease_token != self.lease_token or row.lease_owner != self.lease_owner):
+                raise LeaseLost(f"run {self.pk} was taken over (token {row.lease_token})")
+            writer = RunWriter(row)
+            yield writer
+            writer.flush()
+        self.status, self.last_seq = row.status, row.last_seq
+
+    def emit(self, type, data=None):
+        """Write one event outside a worker (API actions); returns it."""
+        with self.writing(fenced=False) as w:
+            return w.emit(type, data)
+
+    # Lease ----------------------------------------------------------------------------
+
+    @classmethod
+    def claim(cls, pk, owner, ttl):
+        """Take the lease of a runnable run whose lease is free or expired.
+
+        Returns the run with its new fencing token, or None when another worker holds it
+        or there is nothing to do (terminal, waiting with nothing decided).
+        """
+        now = timezone.now()
+        with transaction.atomic():
+            claimed = (
+                cls.objects.filter(pk=pk, status__in=(cls.Status.QUEUED, cls.Status.RUNNING))
+                .filter(models.Q(lease_expires_at__isnull=True) | models.Q(lease_expires_at__lt=now))
+                .update(lease_owner=owner, lease_token=F("lease_token") + 1,
+                        lease_expires_at=now + timedelta(seconds=ttl))
+            )
+            if not claimed:
+                return None
+            return cls.objects.get(pk=pk)
+
+    def renew(self, ttl):
+        """Heartbeat: extend the lease; raises LeaseLost when it is no longer ours."""
+        renewed = Run.objects.filter(pk=self.pk, lease_token=self.lease_token, lease_owner=self.lease_owner).update(
+            lease_expires_at=timezone.now() + timedelta(seconds=ttl)
+        )
+        if not renewed:
+            raise LeaseLost(f"run {self.pk} was taken over")
+
+    def release(self):
+        """Give the lease back (graceful shutdown or waiting); another worker may claim it."""
+        Run.objects.filter(pk=self.pk, lease_token=self.lease_token, lease_owner=self.lease_owner).update(
+            lease_owner="", lease_expires_at=None
+        )
+
+    @classmethod
+    def unclaimed_since(cls, seconds):
+        """Runnable runs with no lease, created more than `seconds` ago (a lost task)."""
+        cutoff = timezone.now() - timedelta(seconds=seconds)
+        return cls.objects.filter(status__in=(cls.Status.QUEUED, cls.Status.RUNNING), lease_expires_at__isnull=True,
+                                  created_at__lt=cutoff).values_list("pk", flat=True)
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, workflow, version, inputs, *, mode=Mode.FULL, trigger=Trigger.API, user=None):
+        """Create a run of `version` and hand it to a worker after commit.
+
+        `inputs` must already be checked (`WorkflowSpec.check_inputs`). A validate-mode run
+        executes nothing: it finishes at once with a report.
+        """
+        from .tasks import enqueue_run
+
+        with transaction.atomic():
+            run = cls.objects.create(organization=workflow.organization, workflow=workflow, version=version,
+                                     inputs=inputs, mode=mode, trigger=trigger,
+                                     created_by=user if getattr(user, "pk", None) else None)
+            with run.writing(fenced=False) as w:
+                w.emit("run.queued", {"workflow": workflow.slug, "version": version.number, "mode": mode,
+                                      "trigger": trigger})
+                if mode == cls.Mode.VALIDATE:
+                    now = timezone.now()
+                    report = run.validation_report()
+                    w.set(status=cls.Status.SUCCEEDED if report["valid"] else cls.Status.FAILED,
+                          outputs={"report": report}, started_at=now, finished_at=now,
+                          error="" if report["valid"] else "The workflow did not validate.")
+                    w.emit(f"run.{w.run.status}", {"status": w.run.status, "outputs": {"report": report}})
+            run.refresh_from_db()
+            if mode != cls.Mode.VALIDATE:
+                enqueue_run(run.pk)
+        return run
+
+    def validation_report(self):
+        """What a validate-mode run reports: spec, inputs and the nodes a run would visit."""
+        from workflows.models import validate
+        from workflows.models import InvalidSpec
+
+        try:
+            spec = validate(self.version.spec, self.organization)
+        except InvalidSpec as exc:
+            return {"valid": False, "errors": [e.as_dict() for e in exc.errors], "nodes": []}
+        _, problems = spec.check_inputs(self.inputs)
+        return {"valid": not problems, "errors": problems, "inputs": self.inputs,
+                "nodes": [{"id": n.id, "type": n.type} for n in spec.nodes],
+                "sources": sorted(spec.sources)}
+
+    def request_cancel(self, actor=None):
+        """Cancel: at once when queued or waiting; a running run stops at its next check.
+
+        Returns the run's status afterwards. Exactly one terminal state wins a race with
+        completion, because both change the status under the run's row lock.
+        """
+        now = timezone.now()
+        with self.writing(fenced=False) as w:
+            run = w.run
+            if run.is_terminal:
+                return run.status
+            if run.cancel_requested_at is None:
+                w.set(cancel_requested_at=now)
+                w.emit("log", {"message": "cancel requested", "by": str(actor or "")})
+            if run.status == self.Status.RUNNING and run.lease_expires_at and run.lease_expires_at > now:
+                return run.status  # the worker holding the lease finishes the cancel
+            Step.objects.filter(run=run, status__in=(Step.Status.PENDING, Step.Status.RUNNING,
+                                                     Step.Status.WAITING)).update(
+                status=Step.Status.CANCELLED, finished_at=now)
+            w.set(status=self.Status.CANCELLED, finished_at=now, error="Cancelled.", lease_owner="",
+                  lease_expires_at=None)
+            w.emit("run.cancelled", {"status": "cancelled", "error": "Cancelled."})
+        self.refresh_from_db()
+        return self.status
+
+    def decide(self, node_id, approved, comment="", actor=None):
+        """Record a human decision on a waiting step; idempotent for the same decision.
+
+        Returns the step. Raises DecisionError when there is nothing to decide or the
+        step was already decided the other way.
+        """
+        from .tasks import enqueue_run
+
+        decision = "approved" if approved else "rejected"
+        with self.writing(fenced=False) as w:
+            step = Step.objects.filter(run=self, node_id=node_id, map_index__isnull=True).first()
+            if step is None or step.node_type != "human":
+                raise DecisionError(f"there is no human step '{node_id}' in this run")
+            if step.status == Step.Status.SUCCEEDED:
+                if step.output.get("decision") == decision:
+                    return step
+                raise DecisionError(f"step '{node_id}' was already {step.output.get('decision')}")
+            if step.status != Step.Status.WAITING or w.run.is_terminal:
+                raise DecisionError(f"step '{node_id}' is not waiting for a decision")
+            step.status = Step.Status.SUCCEEDED
+            step.output = {"decision": decision, "comment": comment, "by": str(actor or "")}
+            step.finished_at = timezone.now()
+            step.save(update_fields=["status", "output", "finished_at"])
+            w.emit("step.succeeded", {**step.summary(), "output": step.output})
+            if w.run.status == self.Status.WAITING:
+                w.set(status=self.Status.RUNNING)
+                enqueue_run(self.pk)
+        return step
+
+    def retry(self, actor=None):
+        """Run a failed (or cancelled) run again from its failed steps; succeeded ones are kept."""
+        from .tasks import enqueue_run
+
+        with self.writing(fenced=False) as w:
+            if w.run.status not in (self.Status.FAILED, self.Status.CANCELLED):
+                raise DecisionError(f"only failed or cancelled runs can be retried; this one is {w.run.status}")
+            Step.objects.filter(run=self).exclude(status__in=(Step.Status.SUCCEEDED, Step.Status.SKIPPED)).update(
+                status=Step.Status.PENDING, error="")
+            w.set(status=self.Status.QUEUED, error="", finished_at=None, cancel_requested_at=None,
+                  lease_owner="", lease_expires_at=None)
+            w.emit("run.queued", {"retry": True, "by": str(actor or "")})
+            enqueue_run(self.pk)
+        self.refresh_from_db()
+        return self
+
+    @classmethod
+    def expired(cls):
+        """Runs whose worker stopped heartbeating: they need another worker."""
+        return cls.objects.filter(status__in=(cls.Status.QUEUED, cls.Status.RUNNING),
+                                  lease_expires_at__lt=timezone.now())
+
+
+class RunWriter:
+    """Collects the changes of one transaction on a locked run row."""
+
+    def __init__(self, run):
+        self.run = run
+        self.events = []
+        self.fields = set()
+
+    def set(self, **fields):
+        for name, value in fields.items():
+            setattr(self.run, name, value)
+        self.fields.update(fields)
+
+    def add_usage(self, step):
+        self.set(
+            input_tokens=self.run.input_tokens + step.input_tokens,
+            output_tokens=self.run.output_tokens + step.output_tokens,
+            cost_usd=self.run.cost_usd + step.cost_usd,
+        )
+
+    def emit(self, type, data=None):
+        self.run.last_seq += 1
+        self.fields.add("last_seq")
+        event = RunEvent(run=self.run, seq=self.run.last_seq, type=type, data=data or {}, created_at=timezone.now())
+        self.events.append(event)
+        return event
+
+    def flush(self):
+        if self.fields:
+            self.run.save(update_fields=sorted(self.fields))
+        if self.events:
+            RunEvent.objects.bulk_create(self.events)
+            for event in self.events:
+                transaction.on_commit(partial(events.publish, event))
+
+
+class Step(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        WAITING = "waiting", "Waiting"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+        CANCELLED = "cancelled", "Cancelled"
+
+    DONE = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    node_id = models.CharField(max_length=64)
+    node_type = models.CharField(max_length=32)
+    # Steps of a map's inline node carry the item index; the map's own step has none.
+    map_index = models.IntegerField(null=True, blank=True)
+    attempt = models.PositiveSmallIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    input = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    tokens_estimated = models.BooleanField(default=False)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    provider = models.CharField(max_length=50, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    queue_wait_ms = models.PositiveIntegerField(default=0)
+    # Stable across re-executions of the same step, so providers can deduplicate.
+    idempotency_key = models.CharField(max_length=64, blank=True)
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "node_id", "map_index"], name="unique_step"),
+            models.UniqueConstraint(fields=["run", "node_id"], condition=models.Q(map_index__isnull=True),
+                                    name="unique_step_without_index"),
+        ]
+
+    def __str__(self):
+        suffix = f"[{self.map_index}]" if self.map_index is not None else ""
+        return f"{self.node_id}{suffix} ({self.status})"
+
+    @staticmethod
+    def make_idempotency_key(run_id, node_id, map_index):
+        return hashlib.sha256(f"{run_id}:{node_id}:{map_index}".encode()).hexdigest()[:32]
+
+    @property
+    def duration_ms(self):
+        if not (self.started_at and self.finished_at):
+            return None
+        return int((self.finished_at - self.started_at).total_seconds() * 1000)
+
+    def summary(self):
+        """The fields events carry about a step."""
+        return {
+            "step": self.pk,
+            "node": self.node_id,
+            "type": self.node_type,
+            "map_index": self.map_index,
+            "status": self.status,
+            "attempt": self.attempt,
+            "duration_ms": self.duration_ms,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": str(self.cost_usd),
+        }
+
+
+class RunEvent(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=32)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="unique_event_seq")]
+
+    def __str__(self):
+        return f"{self.seq} {self.type}"
+
+    def as_message(self):
+        return {
+            "run": str(self.run_id),
+            "seq": self.seq,
+            "type": self.type,
+            "data": self.data,
+            "at": self.created_at.isoformat(),
+        }
+
+
+def artifact_path(artifact, filename):
+    return f"artifacts/{artifact.organization_id}/{artifact.run_id}/{filename}"
+
+
+class Artifact(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="artifacts")
+    name = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    file = models.FileField(upload_to=artifact_path, max_length=500)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["run", "name"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="unique_artifact_name")]
+
+    def __str__(self):
+        return self.name
