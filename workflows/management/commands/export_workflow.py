@@ -9,6 +9,11 @@ from workflows.models import Workflow
 class Command(BaseCommand):
     help = "Print (or write) a workflow's spec JSON: the latest published version unless --version."
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # Django's own --version (print the Django version) would clash with the workflow
+        # version below; "resolve" lets this command's --version take it over.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser):
         parser.add_argument("slug")
         parser.add_argument("--org", required=True, help="organization slug")
