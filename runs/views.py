@@ -1,0 +1,249 @@
+"""Run pages: the dashboard, the run form on a workflow's page, the runs list, a run with its
+steps, its controls (cancel, approve or reject, retry) and its artifact downloads.
+
+Every row is read through `for_org(request.access.organization)`, so another organization's
+run, workflow or artifact is a 404; an action the role does not allow is a 403. Pages work
+without JavaScript; static/js/run.js refreshes a live run from `?fragment=1`.
+"""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count, F, Q, Sum
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.models import Role
+from workflows.models import Workflow
+
+from .forms import RunFilterForm, RunForm
+from .models import Artifact, DecisionError, Run, Step
+
+RUNS_PER_PAGE = 50
+RECENT = 20
+
+
+def _require(request, action):
+    if not request.access.can(action):
+        raise PermissionDenied
+
+
+def _runs(request):
+    return Run.objects.for_org(request.access.organization).select_related("workflow", "version", "created_by")
+
+
+def _run(request, pk):
+    return get_object_or_404(_runs(request), pk=pk)
+
+
+@login_required
+@require_GET
+def dashboard(request):
+    """What is running, what ran lately, what failed, and this month's tokens and spend."""
+    _require(request, "view")
+    org = request.access.organization
+    runs = _runs(request)
+    month_start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month = Run.objects.for_org(org).filter(created_at__gte=month_start).aggregate(
+        runs=Count("pk"),
+        tokens=Sum(F("input_tokens") + F("output_tokens")),
+        cost=Sum("cost_usd"),
+        failed=Count("pk", filter=Q(status=Run.Status.FAILED)),
+    )
+    context = {
+        "active_runs": runs.filter(status__in=Run.ACTIVE).order_by("created_at")[:RECENT],
+        "recent_runs": runs[:RECENT],
+        "recent_failures": runs.filter(status=Run.Status.FAILED)[:10],
+        "month": month,
+        "month_start": month_start,
+        "workflows": Workflow.objects.for_org(org).exclude(status=Workflow.Status.ARCHIVED)
+        .annotate(run_count=Count("runs"))[:12],
+    }
+    return render(request, "dashboard.html", context)
+
+
+def _run_target(workflow):
+    """(version the form runs, modes offered): the published version in any mode, else the
+    latest draft in test or validate mode only; (None, ()) when there is no version."""
+    published = workflow.latest_published()
+    if published is not None:
+        return published, (Run.Mode.FULL, Run.Mode.TEST, Run.Mode.VALIDATE)
+    latest = workflow.latest_version()
+    if latest is not None:
+        return latest, (Run.Mode.TEST, Run.Mode.VALIDATE)
+    return None, ()
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def workflow_detail(request, slug):
+    """A workflow: description, versions, recent runs, and (for editors) the run form.
+
+    A valid POST starts a run and redirects to it; an invalid one shows every problem next
+    to its field and starts nothing.
+    """
+    org = request.access.organization
+    workflow = get_object_or_404(Workflow.objects.for_org(org), slug=slug)
+    _require(request, "view")
+    can_run = request.access.can("run") and workflow.status != Workflow.Status.ARCHIVED
+    version, modes = _run_target(workflow)
+    form = None
+    if request.method == "POST":
+        _require(request, "run")
+        if not can_run or version is None:
+            messages.error(request, "This workflow cannot be run: it is archived or has no version.")
+            return redirect("workflows:detail", slug=workflow.slug)
+        form = RunForm(version.typed_spec(), request.POST, modes=modes)
+        if form.is_valid():
+            run = Run.start(workflow, version, form.cleaned_data["inputs"], mode=form.cleaned_data["mode"],
+                            trigger=Run.Trigger.MANUAL, user=request.user)
+            messages.success(request, f"Run started: {workflow.name} v{version.number}, {run.get_mode_display().lower()} mode.")
+            return redirect("runs:detail", pk=run.pk)
+    elif can_run and version is not None:
+        form = RunForm(version.typed_spec(), modes=modes)
+
+    context = {
+        "workflow": workflow,
+        "versions": workflow.versions.select_related("author").order_by("-number"),
+        "run_version": version,
+        "is_draft_run": version is not None and not version.is_published,
+        "form": form,
+        "can_run": can_run,
+        "recent_runs": _runs(request).filter(workflow=workflow)[:10],
+    }
+    return render(request, "workflows/detail.html", context)
+
+
+@login_required
+@require_GET
+def run_list(request):
+    """Runs of the organization, newest first, filtered and 50 to a page."""
+    _require(request, "view")
+    org = request.access.organization
+    workflows = Workflow.objects.for_org(org).order_by("name")
+    filters = RunFilterForm(request.GET or None, workflows=workflows)
+    runs = filters.filter(_runs(request))
+    page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"filters": filters, "page": page, "query": query.urlencode(), "filtered": bool(query)}
+    return render(request, "runs/list.html", context)
+
+
+def _steps(run):
+    return (Step.objects.for_org(run.organization).filter(run=run)
+            .order_by(F("started_at").asc(nulls_last=True), "map_index", "id"))
+
+
+def _decisions(request, steps):
+    """The human steps waiting for a decision, each with its prompt and whether this user may decide."""
+    access = request.access
+    waiting = []
+    for step in steps:
+        if step.node_type == "human" and step.status == Step.Status.WAITING and step.map_index is None:
+            info = step.input if isinstance(step.input, dict) else {}
+            role = info.get("approver_role") or Role.EDITOR
+            waiting.append({
+                "step": step,
+                "prompt": info.get("prompt", ""),
+                "approver_role": role,
+                "allowed": access.can("approve") and _role_at_least(access.role, role),
+            })
+    return waiting
+
+
+def _role_at_least(role, minimum):
+    return role in Role.values and minimum in Role.values and Role.at_least(role, minimum)
+
+
+@never_cache
+@login_required
+@require_GET
+def run_detail(request, pk):
+    """A run: header, steps, outputs, artifacts and controls. `?fragment=1` returns only the
+    live part, which run.js fetches every 2 s while the run is not finished."""
+    run = _run(request, pk)
+    _require(request, "view")
+    steps = list(_steps(run))
+    can_run = request.access.can("run")
+    context = {
+        "run": run,
+        "steps": steps,
+        "decisions": _decisions(request, steps),
+        "artifacts": Artifact.objects.for_org(run.organization).filter(run=run),
+        "can_cancel": can_run and run.status in Run.ACTIVE,
+        "can_retry": can_run and run.status in (Run.Status.FAILED, Run.Status.CANCELLED),
+        "outputs": [(name, value, isinstance(value, str)) for name, value in sorted((run.outputs or {}).items())],
+    }
+    if request.GET.get("fragment"):
+        return render(request, "runs/_live.html", context)
+    return render(request, "runs/detail.html", context)
+
+
+@login_required
+@require_POST
+def run_cancel(request, pk):
+    run = _run(request, pk)
+    _require(request, "run")
+    status = run.request_cancel(actor=request.access.actor)
+    if status == Run.Status.CANCELLED:
+        messages.success(request, "The run is cancelled.")
+    elif status in Run.TERMINAL:
+        messages.info(request, f"The run had already {status}.")
+    else:
+        messages.info(request, "Cancel requested; the run stops at its next step boundary.")
+    return redirect("runs:detail", pk=run.pk)
+
+
+@login_required
+@require_POST
+def run_decide(request, pk, node_id):
+    """Approve or reject a waiting human step (POST `decision` = approve | reject, `comment`)."""
+    run = _run(request, pk)
+    _require(request, "approve")
+    step = get_object_or_404(_steps(run), node_id=node_id, map_index__isnull=True, node_type="human")
+    role = (step.input or {}).get("approver_role") if isinstance(step.input, dict) else None
+    if not _role_at_least(request.access.role, role or Role.EDITOR):
+        raise PermissionDenied
+    decision = request.POST.get("decision")
+    if decision not in ("approve", "reject"):
+        messages.error(request, "Choose approve or reject.")
+        return redirect("runs:detail", pk=run.pk)
+    comment = request.POST.get("comment", "").strip()[:2000]
+    try:
+        run.decide(node_id, decision == "approve", comment, actor=request.access.actor)
+    except DecisionError as error:
+        messages.error(request, f"Could not record the decision: {error}.")
+    else:
+        messages.success(request, f"Step “{node_id}” {'approved' if decision == 'approve' else 'rejected'}.")
+    return redirect("runs:detail", pk=run.pk)
+
+
+@login_required
+@require_POST
+def run_retry(request, pk):
+    run = _run(request, pk)
+    _require(request, "run")
+    try:
+        run.retry(actor=request.access.actor)
+    except DecisionError as error:
+        messages.error(request, f"Could not retry: {error}.")
+    else:
+        messages.success(request, "The run is queued again; succeeded steps are kept.")
+    return redirect("runs:detail", pk=run.pk)
+
+
+@login_required
+@require_GET
+def artifact_download(request, pk, name):
+    run = _run(request, pk)
+    _require(request, "view")
+    artifact = get_object_or_404(Artifact.objects.for_org(run.organization), run=run, name=name)
+    try:
+        handle = artifact.file.open("rb")
+    except FileNotFoundError:
+        raise Http404("The artifact's file is missing.")
+    return FileResponse(handle, as_attachment=True, filename=artifact.name, content_type=artifact.content_type)
