@@ -4,6 +4,7 @@ With no environment at all the product runs embedded: a SQLite file in WAL mode,
 file-backed Huey queue and no Redis. Set DATABASE_URL and REDIS_URL for the real
 deployment (PostgreSQL, RedisHuey, channels-redis).
 """
+import os
 import secrets
 from pathlib import Path
 
@@ -104,6 +105,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": env.int("SQLITE_BUSY_TIMEOUT_S", default=20),
     }
+    # The test database is a file (not in memory) so that worker processes started by the
+    # tests share it; one per test process, so concurrent test runs never clobber each other.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env("SQLITE_TEST_NAME", default=str(VAR_DIR / f"test-{os.getpid()}.sqlite3")),
+    }
 else:
     # Reuse connections for a minute; the worker keeps its own.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
@@ -130,7 +136,8 @@ else:
     HUEY = {
         "huey_class": "huey.SqliteHuey",
         "name": "agentflow",
-        "filename": str(VAR_DIR / "huey.sqlite3"),
+        # The queue file; tests give each worker they start a file of its own.
+        "filename": env("HUEY_FILENAME", default=str(VAR_DIR / "huey.sqlite3")),
         "immediate": False,
         "utc": True,
     }

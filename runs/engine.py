@@ -88,6 +88,9 @@ class _Engine:
         self.outputs = {}  # node id -> output, succeeded nodes only
         self.steps = {}  # (node id, map index) -> Step
         self.in_flight = 0
+        self.reserved = Decimal("0")  # cost estimates of provider calls in flight
+        self.futures = []  # of the node bodies submitted to the pool
+        self.closed = False  # the engine thread no longer answers call()
         self.failure = None
         self.stop_reason = None  # "cancel", "shutdown", "lease", "timeout"
         self.stop = threading.Event()  # tells running node bodies and providers to stop
@@ -120,11 +123,30 @@ class _Engine:
         finally:
             self.stop.set()
             heartbeat.stop()
-            pool.shutdown(wait=True)
+            self._drain(pool)
         return self._finish()
+
+    def _drain(self, pool):
+        """Wait for the node bodies to return. When the loop ended early (lease lost, an
+        unexpected error), they may be blocked in `call()` waiting for this thread: answer
+        those with Interrupted rather than leaving them (and this thread) waiting forever."""
+        self.closed = True
+        pool.shutdown(wait=False)
+        while any(not future.done() for future in self.futures):
+            try:
+                message = self.inbox.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if message[0] == "call":
+                message[3].set_exception(Interrupted("the run stopped"))
+        for message in _drained(self.inbox):
+            if message[0] == "call":
+                message[3].set_exception(Interrupted("the run stopped"))
 
     def _loop(self, pool):
         while True:
+            if shutdown.is_set():
+                self._halt("shutdown")
             self._check_time()
             if self.failure is None and not self.stop.is_set():
                 self._schedule(pool)
@@ -175,6 +197,8 @@ class _Engine:
         """Run `fn` on the engine thread (where the database writes happen) and return its result."""
         if threading.current_thread() is self.thread:
             return fn(*args)
+        if self.closed:
+            raise Interrupted("the run stopped")
         future = Future()
         self.inbox.put(("call", fn, args, future))
         return future.result()
@@ -212,10 +236,14 @@ class _Engine:
         return found
 
     def _start_step(self, node_id, node_type, map_index=None):
-        """Record that a step starts (attempt + 1); returns the Step."""
+        """Record that a step starts (attempt + 1); returns the Step, or None when a cancel
+        was recorded meanwhile (seen under the run's row lock, so no step starts after it)."""
         step = self.steps.get((node_id, map_index))
         now = timezone.now()
         with self.run.writing() as w:
+            if w.run.cancel_requested_at is not None:
+                self._halt("cancel")
+                return None
             if step is None:
                 step = Step(organization_id=self.run.organization_id, run=self.run, node_id=node_id,
                             node_type=node_type, map_index=map_index,
@@ -304,9 +332,11 @@ class _Engine:
                 if not self._within_limits(node):
                     return
                 step = self._start_step(node.id, node.type)
+                if step is None:
+                    return
                 self.state[node.id] = Step.Status.RUNNING
                 self.in_flight += 1
-                pool.submit(self._run_node, node, step)
+                self.futures.append(pool.submit(self._run_node, node, step))
                 progressed = True
 
     def _within_limits(self, node):
@@ -323,6 +353,27 @@ class _Engine:
 
     def cost(self):
         return sum((s.cost_usd for s in self.steps.values()), Decimal("0"))
+
+    def admit_call(self, source, estimate):
+        """On the engine thread, before a provider call: raise Interrupted after a cancel,
+        StepFailed when the call could take the run over its token or cost limit. The
+        estimate of an admitted call is reserved until `settle_call`, so calls running in
+        parallel cannot overshoot the limit together."""
+        if self.cancel_requested() or self.stop.is_set():
+            raise Interrupted()
+        cap_tokens = self.max_tokens()
+        if cap_tokens is not None and self.tokens() >= cap_tokens:
+            raise StepFailed(f"the run reached its token limit ({cap_tokens})")
+        cap = self.max_cost()
+        if estimate is not None and cap is not None:
+            spent = self.cost() + self.reserved
+            if spent + estimate > cap:
+                raise StepFailed(f"calling {source} (about ${estimate:.4f}, with ${spent:.4f} spent or reserved) "
+                                 f"would exceed the run's cost limit of ${cap}")
+            self.reserved += estimate
+
+    def settle_call(self, estimate):
+        self.reserved -= estimate
 
     def tokens(self):
         return sum(s.input_tokens + s.output_tokens for s in self.steps.values())
@@ -344,10 +395,10 @@ class _Engine:
             self._end_waiting(step, value, record)
             self.state[node.id] = Step.Status.WAITING
         elif outcome == "interrupted":
-            # Cancel, shutdown or timeout: the step is not a success and not a failure.
+            # Cancel, shutdown or timeout: the step is not a success and not a failure. It
+            # stays running here; the end of the run marks it cancelled, or the next worker
+            # runs it again after a shutdown.
             self.state.pop(node.id, None)
-            if self.stop_reason in ("cancel", "timeout"):
-                self._end_step(step, Step.Status.CANCELLED, error=value, record=record)
         else:
             self._end_step(step, Step.Status.FAILED, error=value, record=record)
             self.state[node.id] = Step.Status.FAILED
@@ -386,9 +437,14 @@ class _Engine:
             except WaitForHuman as wait:
                 return "waiting", wait.prompt, ctx.record
             except Interrupted:
-                return "interrupted", "interrupted", ctx.record
+                if self.stop.is_set() or not ctx.timed_out():
+                    return "interrupted", "interrupted", ctx.record
+                # The node's own timeout interrupted the call: a failure, retried by policy.
+                retryable, message, retry_after = True, ctx.timeout_message(), None
             except (StepFailed, ProviderError) as exc:
                 retryable, message, retry_after = exc.retryable, str(exc), getattr(exc, "retry_after", None)
+                if isinstance(exc, ProviderError) and ctx.timed_out():
+                    message = ctx.timeout_message()
             except templating.TemplateError as exc:
                 retryable, message, retry_after = False, str(exc), None
             except Exception as exc:
@@ -428,6 +484,9 @@ class _Engine:
             if errors or self.stop.is_set():
                 return
             step = self.call(self._start_step, map_node.id, inline.type, index)
+            if step is None:
+                errors.append(Interrupted())
+                return
             try:
                 outcome, value, record = self._attempts(inline, step, {"item": items[index], "index": index})
             finally:
@@ -481,20 +540,23 @@ class _Engine:
                 if node.type == "output" and node.id in self.outputs}
 
     def _end_run(self, status, *, outputs=None, error=""):
-        files = artifacts.prepare(self.run, self.spec, self.steps.values(), outputs or {})
         with self.run.writing() as w:
             if w.run.cancel_requested_at and status == Run.Status.SUCCEEDED:
                 status, error = Run.Status.CANCELLED, "Cancelled."
             w.set(status=status, error=error, outputs=outputs or {}, finished_at=timezone.now(),
                   lease_owner="", lease_expires_at=None)
+            # Steps still open end with the run; its terminal event lists them.
+            cancelled = []
             for step in self.steps.values():
                 if step.status in (Step.Status.RUNNING, Step.Status.PENDING, Step.Status.WAITING):
                     step.status, step.finished_at = Step.Status.CANCELLED, timezone.now()
                     step.save(update_fields=["status", "finished_at"])
+                    cancelled.append(step.summary())
+            files = artifacts.prepare(self.run, self.spec, self.steps.values(), outputs or {})
             artifacts.save(self.run, files, w)
             w.emit(f"run.{status}", {"status": status, "error": error, "outputs": _preview(outputs or {}),
                                      "input_tokens": w.run.input_tokens, "output_tokens": w.run.output_tokens,
-                                     "cost_usd": str(w.run.cost_usd)})
+                                     "cost_usd": str(w.run.cost_usd), "steps_cancelled": cancelled})
         return status
 
     def _wait(self):
@@ -582,11 +644,15 @@ class _Context(NodeContext):
     def map(self, node, items, max_concurrency):
         return self.engine.run_items(self.node, node, items, max_concurrency)
 
-    def _should_stop(self):
-        if self.engine.stop.is_set():
-            return True
+    def timed_out(self):
         timeout = self.node.timeout_s
-        return timeout is not None and time.monotonic() - self.started > timeout
+        return timeout is not None and time.monotonic() - self.started >= timeout
+
+    def timeout_message(self):
+        return f"node '{self.node_id}' timed out after {self.node.timeout_s:g} s"
+
+    def _should_stop(self):
+        return self.engine.stop.is_set() or self.timed_out()
 
     def call_llm(self, source, *, prompt, system="", temperature=None, max_tokens=None, json_schema=None,
                  stream=False):
@@ -601,26 +667,17 @@ class _Context(NodeContext):
             json_schema=json_schema, stream=stream, idempotency_key=self.step.idempotency_key,
             timeout_s=self.node.timeout_s,
         )
-        cap_tokens = engine.max_tokens()
-        if cap_tokens is not None and engine.tokens() >= cap_tokens:
-            raise StepFailed(f"the run reached its token limit ({cap_tokens})")
-        cap = engine.max_cost()
-        if cap is not None:
+        estimate = None
+        if engine.max_cost() is not None:
             estimate = pricing.estimate(config.provider, config.model, options, prompt + system, request.max_tokens)
-            if engine.cost() + estimate > cap:
-                raise StepFailed(f"calling {source} (about ${estimate:.4f}) would exceed the run's cost limit of ${cap}")
-        # No provider call starts once a cancel is recorded.
-        if engine.call(engine.cancel_requested):
-            raise Interrupted()
-
-        on_delta = None
-        if stream:
-            run_id, step_id, node_id = engine.run.pk, self.step.pk, self.step.node_id
-
-            def on_delta(text):
-                events.publish_delta(run_id, step_id, node_id, text)
-
-        completion = provider.complete(request, on_delta=on_delta, should_stop=self._should_stop)
+        # Checked on the engine thread, which owns the tally of tokens and cost: no provider
+        # call starts once a cancel is recorded, or when it could take the run over a limit.
+        engine.call(engine.admit_call, source, estimate)
+        try:
+            completion = self._complete(provider, request, stream)
+        finally:
+            if estimate is not None and not engine.closed:
+                engine.call(engine.settle_call, estimate)
         record = self.record
         record.provider, record.model = completion.provider, completion.model
         record.input_tokens += completion.usage.input_tokens
@@ -628,6 +685,17 @@ class _Context(NodeContext):
         record.tokens_estimated = record.tokens_estimated or completion.usage.estimated
         record.cost += pricing.cost(config.provider, completion.model, options, completion.usage)
         return completion
+
+    def _complete(self, provider, request, stream):
+        engine = self.engine
+        on_delta = None
+        if stream:
+            run_id, step_id, node_id = engine.run.pk, self.step.pk, self.step.node_id
+
+            def on_delta(text):
+                events.publish_delta(run_id, step_id, node_id, text)
+
+        return provider.complete(request, on_delta=on_delta, should_stop=self._should_stop)
 
 
 class _Heartbeat(threading.Thread):
@@ -657,8 +725,8 @@ class _Heartbeat(threading.Thread):
                         last_renew = time.monotonic()
                     if Run.objects.filter(pk=engine.run.pk, cancel_requested_at__isnull=False).exists():
                         engine._halt("cancel")
-                    if engine._waiting():
-                        engine.inbox.put(("decided",))
+                    # The engine thread looks for decisions when it has waiting steps.
+                    engine.inbox.put(("decided",))
                 except LeaseLost:
                     engine._halt("lease")
                     return
@@ -666,3 +734,11 @@ class _Heartbeat(threading.Thread):
                     log.warning("heartbeat of run %s failed", engine.run.pk, exc_info=True)
         finally:
             connection.close()
+
+
+def _drained(inbox):
+    while True:
+        try:
+            yield inbox.get_nowait()
+        except queue.Empty:
+            return

@@ -230,12 +230,17 @@ class Run(models.Model):
                 w.emit("log", {"message": "cancel requested", "by": str(actor or "")})
             if run.status == self.Status.RUNNING and run.lease_expires_at and run.lease_expires_at > now:
                 return run.status  # the worker holding the lease finishes the cancel
-            Step.objects.filter(run=run, status__in=(Step.Status.PENDING, Step.Status.RUNNING,
-                                                     Step.Status.WAITING)).update(
-                status=Step.Status.CANCELLED, finished_at=now)
+            open_steps = Step.objects.filter(run=run, status__in=(Step.Status.PENDING, Step.Status.RUNNING,
+                                                                  Step.Status.WAITING))
+            cancelled = []
+            for step in open_steps:
+                step.status, step.finished_at = Step.Status.CANCELLED, now
+                step.save(update_fields=["status", "finished_at"])
+                cancelled.append(step.summary())
             w.set(status=self.Status.CANCELLED, finished_at=now, error="Cancelled.", lease_owner="",
                   lease_expires_at=None)
-            w.emit("run.cancelled", {"status": "cancelled", "error": "Cancelled."})
+            # The steps that were still open end with the run; its terminal event lists them.
+            w.emit("run.cancelled", {"status": "cancelled", "error": "Cancelled.", "steps_cancelled": cancelled})
         self.refresh_from_db()
         return self.status
 

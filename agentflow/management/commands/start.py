@@ -66,7 +66,7 @@ class Command(BaseCommand):
         children = [
             subprocess.Popen([python, "-m", "daphne", "-b", host, "-p", str(port), "agentflow.asgi:application"],
                              cwd=settings.BASE_DIR),
-            subprocess.Popen([python, manage, "run_huey", "--workers", str(workers), "--worker-type", "thread"],
+            subprocess.Popen([python, manage, "run_worker", "--workers", str(workers)],
                              cwd=settings.BASE_DIR),
         ]
         self.stdout.write(f"AgentFlow is running at {url} (Ctrl-C to stop)")
