@@ -6,6 +6,7 @@ import json
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.utils.text import get_valid_filename
 
 from .models import Artifact
 
@@ -58,12 +59,17 @@ def prepare(run, spec, steps, outputs):
 
 
 def save(run, files, writer):
-    """Store the prepared files as the run's artifacts (replacing those of an earlier try)."""
+    """Store the prepared files as the run's artifacts (replacing those of an earlier try).
+
+    The artifact keeps its name as given (an output may be called "notes/today"); the file
+    on disk gets a safe name of its own."""
+    for old in Artifact.objects.filter(run=run):
+        old.file.delete(save=False)
+        old.delete()
     for name, content_type, body in files:
-        Artifact.objects.filter(run=run, name=name).delete()
         artifact = Artifact(organization_id=run.organization_id, run=run, name=name, content_type=content_type,
                             size=len(body), sha256=hashlib.sha256(body).hexdigest())
-        artifact.file.save(name, ContentFile(body), save=False)
+        artifact.file.save(get_valid_filename(name.replace("/", "_")) or "artifact", ContentFile(body), save=False)
         artifact.save()
     if files:
         writer.emit("log", {"message": f"saved {len(files)} artifact(s)", "artifacts": [f[0] for f in files]})

@@ -18,10 +18,11 @@ import socket
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from providers import pricing
@@ -49,11 +50,12 @@ _spec_cache = {}
 
 def spec_of(version):
     """The typed spec of a version, parsed once per process (versions never change)."""
-    spec = _spec_cache.get(version.pk)
+    key = (version.pk, version.spec_hash)
+    spec = _spec_cache.get(key)
     if spec is None:
         if len(_spec_cache) > 256:
             _spec_cache.clear()
-        spec = _spec_cache[version.pk] = version.typed_spec()
+        spec = _spec_cache[key] = version.typed_spec()
     return spec
 
 
@@ -91,6 +93,11 @@ class _Engine:
         self.reserved = Decimal("0")  # cost estimates of provider calls in flight
         self.futures = []  # of the node bodies submitted to the pool
         self.closed = False  # the engine thread no longer answers call()
+        # The transaction of the current loop turn (see _turn) and what waits for its commit.
+        self._stack = None
+        self._writer = None
+        self._deferred = []  # (future, result) answered after commit
+        self._to_submit = []  # (node, step) started this turn, submitted after commit
         self.failure = None
         self.stop_reason = None  # "cancel", "shutdown", "lease", "timeout"
         self.stop = threading.Event()  # tells running node bodies and providers to stop
@@ -102,29 +109,29 @@ class _Engine:
     # The engine thread --------------------------------------------------------------
 
     def drive(self):
-        with self.run.writing() as w:
-            if w.run.status == Run.Status.QUEUED:
-                w.set(status=Run.Status.RUNNING, started_at=w.run.started_at or timezone.now())
-                w.emit("run.started", {"worker": self.run.lease_owner, "mode": w.run.mode})
-            else:
-                w.emit("log", {"message": f"resumed by {self.run.lease_owner}"})
-            started_at = w.run.started_at
-            self.run.started_at = started_at
-        timeout = self.settings.timeout_s
-        if self.is_test:
-            timeout = min(timeout, settings.TEST_MODE_MAX_SECONDS)
-        self.deadline = started_at.timestamp() + timeout
         self._load_steps()
         heartbeat = _Heartbeat(self)
         heartbeat.start()
         pool = ThreadPoolExecutor(max_workers=self.settings.parallelism, thread_name_prefix=f"run-{str(self.run.pk)[:8]}")
         try:
-            self._loop(pool)
+            return self._loop(pool)
         finally:
             self.stop.set()
             heartbeat.stop()
             self._drain(pool)
-        return self._finish()
+
+    def _begin(self):
+        with self._tx() as w:
+            if w.run.status == Run.Status.QUEUED:
+                w.set(status=Run.Status.RUNNING, started_at=w.run.started_at or timezone.now())
+                w.emit("run.started", {"worker": self.run.lease_owner, "mode": w.run.mode})
+            else:
+                w.emit("log", {"message": f"resumed by {self.run.lease_owner}"})
+            self.run.started_at = w.run.started_at
+        timeout = self.settings.timeout_s
+        if self.is_test:
+            timeout = min(timeout, settings.TEST_MODE_MAX_SECONDS)
+        self.deadline = self.run.started_at.timestamp() + timeout
 
     def _drain(self, pool):
         """Wait for the node bodies to return. When the loop ended early (lease lost, an
@@ -144,24 +151,73 @@ class _Engine:
                 message[3].set_exception(Interrupted("the run stopped"))
 
     def _loop(self, pool):
+        """Each turn handles the messages that arrived, starts what became ready and, when
+        nothing is left to do, ends the run, all in one transaction; node bodies started
+        in a turn are submitted only after it commits."""
+        messages = []
+        first = True
         while True:
-            if shutdown.is_set():
-                self._halt("shutdown")
-            self._check_time()
-            if self.failure is None and not self.stop.is_set():
-                self._schedule(pool)
-            if not self.in_flight:
-                if self.stop_reason or self.failure or not self._waiting():
-                    return
-                # Only human steps are left: see whether a decision came in meanwhile.
-                if not self._collect_decisions():
-                    return
-                continue
-            try:
-                message = self.inbox.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            self._handle(message)
+            with self._turn():
+                if first:
+                    self._begin()
+                    first = False
+                for message in messages:
+                    self._handle(message)
+                if shutdown.is_set():
+                    self._halt("shutdown")
+                self._check_time()
+                if self.failure is None and not self.stop.is_set():
+                    self._schedule()
+                if not self.in_flight and not self._to_submit and self._finished():
+                    return self._finish()
+            for node, step in self._to_submit:
+                self.futures.append(pool.submit(self._run_node, node, step))
+            self._to_submit = []
+            messages = self._next_messages(block=self.in_flight > 0)
+
+    def _finished(self):
+        """Nothing runs: is the run over (or waiting), rather than having decisions to take in?"""
+        if self.stop_reason or self.failure or not self._waiting():
+            return True
+        return not self._collect_decisions()
+
+    def _next_messages(self, block):
+        """Wait for the next message (up to 0.5 s) when nodes run, then take every one queued."""
+        try:
+            messages = [self.inbox.get(timeout=0.5 if block else 0)]
+        except queue.Empty:
+            return []
+        messages.extend(_drained(self.inbox))
+        return messages
+
+    @contextmanager
+    def _turn(self):
+        self._stack = ExitStack()
+        self._deferred = []
+        try:
+            with self._stack:
+                yield
+        except BaseException:
+            for future, _ in self._deferred:
+                future.set_exception(Interrupted("the run stopped"))
+            raise
+        finally:
+            self._stack = self._writer = None
+            deferred, self._deferred = self._deferred, []
+        for future, result in deferred:
+            future.set_result(result)
+
+    @contextmanager
+    def _tx(self):
+        """The run's write transaction: the current turn's when there is one (opened on
+        first use, so turns that write nothing lock nothing), else a transaction of its own."""
+        if self._stack is None:
+            with self.run.writing() as writer:
+                yield writer
+            return
+        if self._writer is None:
+            self._writer = self._stack.enter_context(self.run.writing())
+        yield self._writer
 
     def cancel_requested(self):
         if Run.objects.filter(pk=self.run.pk, cancel_requested_at__isnull=False).exists():
@@ -184,9 +240,12 @@ class _Engine:
         if kind == "call":
             _, fn, args, future = message
             try:
-                future.set_result(fn(*args))
+                result = fn(*args)
             except BaseException as exc:  # handed back to the calling thread
                 future.set_exception(exc)
+            else:
+                # Answered once the turn commits, so the caller sees its writes durable.
+                self._deferred.append((future, result))
         elif kind == "done":
             self.in_flight -= 1
             self._node_done(*message[1:])
@@ -240,7 +299,7 @@ class _Engine:
         was recorded meanwhile (seen under the run's row lock, so no step starts after it)."""
         step = self.steps.get((node_id, map_index))
         now = timezone.now()
-        with self.run.writing() as w:
+        with self._tx() as w:
             if w.run.cancel_requested_at is not None:
                 self._halt("cancel")
                 return None
@@ -258,7 +317,7 @@ class _Engine:
         return step
 
     def _end_step(self, step, status, *, output=None, error="", event=None, usage=None, record=None):
-        with self.run.writing() as w:
+        with self._tx() as w:
             step.status = status
             step.finished_at = timezone.now()
             step.error = error
@@ -280,7 +339,7 @@ class _Engine:
         step = self.steps.get((node.id, None)) or Step(
             organization_id=self.run.organization_id, run=self.run, node_id=node.id, node_type=node.type,
             idempotency_key=Step.make_idempotency_key(self.run.pk, node.id, None))
-        with self.run.writing() as w:
+        with self._tx() as w:
             step.status = Step.Status.SKIPPED
             step.finished_at = timezone.now()
             step.save()
@@ -308,7 +367,7 @@ class _Engine:
         label = f"edges[{edge.from_}->{edge.to}].when"
         return bool(templating.evaluate(edge.when, self._context(), label))
 
-    def _schedule(self, pool):
+    def _schedule(self):
         """Start every ready node, skipping those whose incoming edges are all dead."""
         progressed = True
         while progressed and self.failure is None:
@@ -336,7 +395,7 @@ class _Engine:
                     return
                 self.state[node.id] = Step.Status.RUNNING
                 self.in_flight += 1
-                self.futures.append(pool.submit(self._run_node, node, step))
+                self._to_submit.append((node, step))
                 progressed = True
 
     def _within_limits(self, node):
@@ -406,7 +465,7 @@ class _Engine:
             self.stop.set()  # running siblings stop their provider calls
 
     def _end_waiting(self, step, prompt, record):
-        with self.run.writing() as w:
+        with self._tx() as w:
             step.status = Step.Status.WAITING
             if record is not None:
                 record.apply(step)
@@ -462,11 +521,11 @@ class _Engine:
             self.call(self._next_attempt, step)
 
     def _retrying(self, step, message, delay):
-        with self.run.writing() as w:
+        with self._tx() as w:
             w.emit("step.retrying", {**step.summary(), "error": message, "delay_s": round(delay, 3)})
 
     def _next_attempt(self, step):
-        with self.run.writing() as w:
+        with self._tx() as w:
             step.attempt += 1
             step.save(update_fields=["attempt"])
             w.emit("step.started", step.summary())
@@ -540,7 +599,7 @@ class _Engine:
                 if node.type == "output" and node.id in self.outputs}
 
     def _end_run(self, status, *, outputs=None, error=""):
-        with self.run.writing() as w:
+        with self._tx() as w:
             if w.run.cancel_requested_at and status == Run.Status.SUCCEEDED:
                 status, error = Run.Status.CANCELLED, "Cancelled."
             w.set(status=status, error=error, outputs=outputs or {}, finished_at=timezone.now(),
@@ -552,8 +611,13 @@ class _Engine:
                     step.status, step.finished_at = Step.Status.CANCELLED, timezone.now()
                     step.save(update_fields=["status", "finished_at"])
                     cancelled.append(step.summary())
-            files = artifacts.prepare(self.run, self.spec, self.steps.values(), outputs or {})
-            artifacts.save(self.run, files, w)
+            try:
+                with transaction.atomic():
+                    files = artifacts.prepare(self.run, self.spec, self.steps.values(), outputs or {})
+                    artifacts.save(self.run, files, w)
+            except Exception as exc:  # files are a by-product: the run still ends
+                log.exception("run %s: artifacts not saved", self.run.pk)
+                w.emit("log", {"message": f"artifacts could not be saved: {exc.__class__.__name__}"})
             w.emit(f"run.{status}", {"status": status, "error": error, "outputs": _preview(outputs or {}),
                                      "input_tokens": w.run.input_tokens, "output_tokens": w.run.output_tokens,
                                      "cost_usd": str(w.run.cost_usd), "steps_cancelled": cancelled})
@@ -563,7 +627,7 @@ class _Engine:
         from .tasks import enqueue_run
 
         waiting = self._waiting()
-        with self.run.writing() as w:
+        with self._tx() as w:
             # A decision that came in since the last look would otherwise wait forever:
             # deciding locks this row too, so it lands either before this check or after
             # the run is marked waiting (and then re-enqueues the run itself).
@@ -580,7 +644,7 @@ class _Engine:
     def _hand_back(self):
         from .tasks import enqueue_run
 
-        with self.run.writing() as w:
+        with self._tx() as w:
             w.set(lease_owner="", lease_expires_at=None)
             w.emit("log", {"message": "worker shutting down; run handed back"})
             enqueue_run(self.run.pk)

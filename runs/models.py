@@ -18,7 +18,7 @@ from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import OrgQuerySet, Organization
+from accounts.models import OrgQuerySet, Organization, Role
 from workflows.models import Workflow, WorkflowVersion
 
 from . import events
@@ -26,6 +26,10 @@ from . import events
 
 class DecisionError(Exception):
     """A control action (approve, reject, retry) that does not fit the run's state."""
+
+
+class ApproverRoleRequired(DecisionError):
+    """The decider's role is below the human node's approver_role."""
 
 
 class LeaseLost(Exception):
@@ -244,11 +248,13 @@ class Run(models.Model):
         self.refresh_from_db()
         return self.status
 
-    def decide(self, node_id, approved, comment="", actor=None):
+    def decide(self, node_id, approved, comment="", actor=None, role=None):
         """Record a human decision on a waiting step; idempotent for the same decision.
 
-        Returns the step. Raises DecisionError when there is nothing to decide or the
-        step was already decided the other way.
+        `role` is the decider's role in the organization: a human node names the least role
+        that may decide it (`approver_role`). Returns the step. Raises ApproverRoleRequired
+        for a lower role, DecisionError when there is nothing to decide or the step was
+        already decided the other way.
         """
         from .tasks import enqueue_run
 
@@ -257,6 +263,9 @@ class Run(models.Model):
             step = Step.objects.filter(run=self, node_id=node_id, map_index__isnull=True).first()
             if step is None or step.node_type != "human":
                 raise DecisionError(f"there is no human step '{node_id}' in this run")
+            needed = (step.input or {}).get("approver_role") or Role.EDITOR
+            if role is not None and needed in Role.values and not Role.at_least(role, needed):
+                raise ApproverRoleRequired(f"deciding step '{node_id}' needs the {needed} role or above")
             if step.status == Step.Status.SUCCEEDED:
                 if step.output.get("decision") == decision:
                     return step

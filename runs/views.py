@@ -20,7 +20,7 @@ from accounts.models import Role
 from workflows.models import Workflow
 
 from .forms import RunFilterForm, RunForm
-from .models import Artifact, DecisionError, Run, Step
+from .models import ApproverRoleRequired, Artifact, DecisionError, Run, Step
 
 RUNS_PER_PAGE = 50
 RECENT = 20
@@ -204,17 +204,16 @@ def run_decide(request, pk, node_id):
     """Approve or reject a waiting human step (POST `decision` = approve | reject, `comment`)."""
     run = _run(request, pk)
     _require(request, "approve")
-    step = get_object_or_404(_steps(run), node_id=node_id, map_index__isnull=True, node_type="human")
-    role = (step.input or {}).get("approver_role") if isinstance(step.input, dict) else None
-    if not _role_at_least(request.access.role, role or Role.EDITOR):
-        raise PermissionDenied
+    get_object_or_404(_steps(run), node_id=node_id, map_index__isnull=True, node_type="human")
     decision = request.POST.get("decision")
     if decision not in ("approve", "reject"):
         messages.error(request, "Choose approve or reject.")
         return redirect("runs:detail", pk=run.pk)
     comment = request.POST.get("comment", "").strip()[:2000]
     try:
-        run.decide(node_id, decision == "approve", comment, actor=request.access.actor)
+        run.decide(node_id, decision == "approve", comment, actor=request.access.actor, role=request.access.role)
+    except ApproverRoleRequired:
+        raise PermissionDenied
     except DecisionError as error:
         messages.error(request, f"Could not record the decision: {error}.")
     else:
