@@ -90,6 +90,7 @@ class _Engine:
         self.outputs = {}  # node id -> output, succeeded nodes only
         self.steps = {}  # (node id, map index) -> Step
         self.in_flight = 0
+        self.steps_taken = 0  # steps that started at least once, for settings.max_steps
         self.reserved = Decimal("0")  # cost estimates of provider calls in flight
         self.futures = []  # of the node bodies submitted to the pool
         self.closed = False  # the engine thread no longer answers call()
@@ -170,8 +171,14 @@ class _Engine:
                     self._schedule()
                 if not self.in_flight and not self._to_submit and self._finished():
                     return self._finish()
+            if self.run.cancel_requested_at is not None:
+                self._halt("cancel")  # seen as this turn committed: what it started must not run
             for node, step in self._to_submit:
-                self.futures.append(pool.submit(self._run_node, node, step))
+                if self.stop.is_set():
+                    self.in_flight -= 1
+                    self.state.pop(node.id, None)
+                else:
+                    self.futures.append(pool.submit(self._run_node, node, step))
             self._to_submit = []
             messages = self._next_messages(block=self.in_flight > 0)
 
@@ -266,6 +273,8 @@ class _Engine:
 
     def _load_steps(self):
         for step in Step.objects.filter(run=self.run):
+            if step.attempt:
+                self.steps_taken += 1
             self.steps[(step.node_id, step.map_index)] = step
             if step.map_index is not None:
                 continue
@@ -275,6 +284,7 @@ class _Engine:
             elif step.status in (Step.Status.SKIPPED, Step.Status.WAITING):
                 self.state[step.node_id] = step.status
             # running (the worker died), pending, failed (a retry) and cancelled run again
+        self.unstarted = {node.id: node for node in self.spec.nodes if node.id not in self.state}
 
     def _waiting(self):
         return [node_id for node_id, status in self.state.items() if status == Step.Status.WAITING]
@@ -308,9 +318,11 @@ class _Engine:
                             node_type=node_type, map_index=map_index,
                             idempotency_key=Step.make_idempotency_key(self.run.pk, node_id, map_index))
             step.status = Step.Status.RUNNING
+            if not step.attempt:
+                self.steps_taken += 1
             step.attempt += 1
             step.started_at, step.finished_at, step.error = now, None, ""
-            step.save()
+            step.persist()
             w.set(step_count=w.run.step_count + 1)
             w.emit("step.started", step.summary())
         self.steps[(node_id, map_index)] = step
@@ -325,7 +337,7 @@ class _Engine:
                 step.output = output
             if record is not None:
                 record.apply(step)
-            step.save()
+            step.persist()
             w.add_usage(step)
             data = step.summary()
             if status == Step.Status.SUCCEEDED:
@@ -342,7 +354,7 @@ class _Engine:
         with self._tx() as w:
             step.status = Step.Status.SKIPPED
             step.finished_at = timezone.now()
-            step.save()
+            step.persist()
             w.emit("step.skipped", step.summary())
         self.steps[(node.id, None)] = step
         self.state[node.id] = Step.Status.SKIPPED
@@ -369,15 +381,15 @@ class _Engine:
 
     def _schedule(self):
         """Start every ready node, skipping those whose incoming edges are all dead."""
+        decided = (Step.Status.SUCCEEDED, Step.Status.SKIPPED, Step.Status.FAILED)
         progressed = True
         while progressed and self.failure is None:
             progressed = False
-            for node in self.spec.nodes:
-                if node.id in self.state or self.in_flight >= self.settings.parallelism:
-                    continue
+            for node in list(self.unstarted.values()):
+                if self.in_flight >= self.settings.parallelism:
+                    return
                 incoming = self.incoming[node.id]
-                if any(self.state.get(e.from_) not in (Step.Status.SUCCEEDED, Step.Status.SKIPPED,
-                                                       Step.Status.FAILED) for e in incoming):
+                if any(self.state.get(e.from_) not in decided for e in incoming):
                     continue
                 try:
                     live = [e for e in incoming if self._edge_live(e)]
@@ -386,6 +398,7 @@ class _Engine:
                     return
                 if incoming and not live:
                     self._skip(node)
+                    del self.unstarted[node.id]
                     progressed = True
                     continue
                 if not self._within_limits(node):
@@ -393,6 +406,7 @@ class _Engine:
                 step = self._start_step(node.id, node.type)
                 if step is None:
                     return
+                del self.unstarted[node.id]
                 self.state[node.id] = Step.Status.RUNNING
                 self.in_flight += 1
                 self._to_submit.append((node, step))
@@ -400,8 +414,7 @@ class _Engine:
 
     def _within_limits(self, node):
         max_steps = self.settings.max_steps
-        steps_taken = sum(1 for s in self.steps.values() if s.attempt)
-        if steps_taken >= max_steps:
+        if self.steps_taken >= max_steps:
             self.failure = f"the run reached its limit of {max_steps} steps before node '{node.id}'"
             return False
         cap = self.max_cost()
@@ -469,7 +482,7 @@ class _Engine:
             step.status = Step.Status.WAITING
             if record is not None:
                 record.apply(step)
-            step.save()
+            step.persist()
             w.emit("step.waiting", {**step.summary(), "prompt": prompt})
 
     # Node bodies, on pool threads ------------------------------------------------------
@@ -515,10 +528,13 @@ class _Engine:
             if policy.jitter:
                 delay = random.uniform(delay / 2, delay)
             delay = max(delay, retry_after or 0)
-            self.call(self._retrying, step, message, delay)
-            if self.stop.wait(delay):
+            try:
+                self.call(self._retrying, step, message, delay)
+                if self.stop.wait(delay):
+                    return "interrupted", "interrupted", ctx.record
+                self.call(self._next_attempt, step)
+            except Interrupted:
                 return "interrupted", "interrupted", ctx.record
-            self.call(self._next_attempt, step)
 
     def _retrying(self, step, message, delay):
         with self._tx() as w:
@@ -526,6 +542,9 @@ class _Engine:
 
     def _next_attempt(self, step):
         with self._tx() as w:
+            if w.run.cancel_requested_at is not None:
+                self._halt("cancel")
+                raise Interrupted()
             step.attempt += 1
             step.save(update_fields=["attempt"])
             w.emit("step.started", step.summary())
@@ -734,9 +753,13 @@ class _Context(NodeContext):
         estimate = None
         if engine.max_cost() is not None:
             estimate = pricing.estimate(config.provider, config.model, options, prompt + system, request.max_tokens)
-        # Checked on the engine thread, which owns the tally of tokens and cost: no provider
-        # call starts once a cancel is recorded, or when it could take the run over a limit.
-        engine.call(engine.admit_call, source, estimate)
+        # Limits are checked on the engine thread, which owns the tally of tokens and cost.
+        # A cancel recorded before the step started was seen under the run's row lock when
+        # it started; one recorded since has set `stop` (heartbeat), checked here.
+        if estimate is not None or engine.max_tokens() is not None:
+            engine.call(engine.admit_call, source, estimate)
+        elif engine.stop.is_set():
+            raise Interrupted()
         try:
             completion = self._complete(provider, request, stream)
         finally:

@@ -6,6 +6,7 @@ carrying a fencing token: every write a worker makes on behalf of a run goes thr
 lost its lease stops writing. Every state change writes a RunEvent with the next per-run
 `seq` in the same transaction; the event is announced on the channel layer after commit.
 """
+import functools
 import hashlib
 import uuid
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from decimal import Decimal
 from functools import partial
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -30,6 +31,10 @@ class DecisionError(Exception):
 
 class ApproverRoleRequired(DecisionError):
     """The decider's role is below the human node's approver_role."""
+
+
+def _column_values(obj, fields):
+    return [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in fields]
 
 
 class LeaseLost(Exception):
@@ -113,19 +118,23 @@ class Run(models.Model):
 
     @contextmanager
     def writing(self, fenced=True):
-        """A transaction on this run: its row locked (and, when `fenced`, checked to still be
-        under this worker's lease), events collected and written with the row at the end.
+        """A transaction on this run; yields a RunWriter that collects events and run fields.
 
-        Yields a RunWriter; raises LeaseLost when another worker took the run.
+        Fenced (the worker holding the lease): this in-memory run is the truth for every field
+        but `last_seq` and `cancel_requested_at`; the changes end in one UPDATE that checks the
+        lease token, takes the event seqs and reads the cancel flag, and raises LeaseLost (the
+        whole transaction rolls back) when another worker took the run. Not fenced (API
+        actions): the row is read and locked first.
         """
         with transaction.atomic():
-            row = Run.objects.select_for_update().get(pk=self.pk)
-            if fenced and (row.lease_token != self.lease_token or row.lease_owner != self.lease_owner):
-                raise LeaseLost(f"run {self.pk} was taken over (token {row.lease_token})")
-            writer = RunWriter(row)
+            if fenced:
+                writer = FencedRunWriter(self)
+            else:
+                writer = RunWriter(Run.objects.select_for_update().get(pk=self.pk))
             yield writer
             writer.flush()
-        self.status, self.last_seq = row.status, row.last_seq
+        if not fenced:
+            self.status, self.last_seq = writer.run.status, writer.run.last_seq
 
     def emit(self, type, data=None):
         """Write one event outside a worker (API actions); returns it."""
@@ -335,10 +344,65 @@ class RunWriter:
     def flush(self):
         if self.fields:
             self.run.save(update_fields=sorted(self.fields))
+        self.flush_events()
+
+    def flush_events(self):
         if self.events:
-            RunEvent.objects.bulk_create(self.events)
+            RunEvent.insert_all(self.events)
             for event in self.events:
                 transaction.on_commit(partial(events.publish, event))
+
+
+class FencedRunWriter(RunWriter):
+    """RunWriter of the lease holder: no read up front, one fenced UPDATE … RETURNING at the end."""
+
+    def __init__(self, run):
+        super().__init__(run)
+        self.fence = (run.lease_token, run.lease_owner)  # the turn may give the lease up
+
+    def emit(self, type, data=None):
+        event = RunEvent(run=self.run, seq=0, type=type, data=data or {}, created_at=timezone.now())
+        self.events.append(event)
+        return event
+
+    def flush(self):
+        run = self.run
+        qn = connection.ops.quote_name
+        assignments, params = [f"{qn('last_seq')} = {qn('last_seq')} + %s"], [len(self.events)]
+        for name in sorted(self.fields - {"last_seq"}):
+            field = Run._meta.get_field(name)
+            assignments.append(f"{qn(field.column)} = %s")
+            params.append(field.get_db_prep_save(getattr(run, name), connection))
+        params += [Run._meta.pk.get_db_prep_value(run.pk, connection), *self.fence]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {qn(Run._meta.db_table)} SET {', '.join(assignments)} "
+                f"WHERE {qn('id')} = %s AND {qn('lease_token')} = %s AND {qn('lease_owner')} = %s "
+                f"RETURNING {qn('last_seq')}, {qn('cancel_requested_at')}",
+                params,
+            )
+            row = cursor.fetchone()
+        if row is None:
+            raise LeaseLost(f"run {run.pk} was taken over")
+        run.last_seq = row[0]
+        if row[1] is not None and run.cancel_requested_at is None:
+            run.cancel_requested_at = timezone.now()  # only "was it asked for" matters here
+        first = run.last_seq - len(self.events) + 1
+        for offset, event in enumerate(self.events):
+            event.seq = first + offset
+        super().flush_events()
+
+
+@functools.cache
+def _step_sql():
+    """(INSERT, UPDATE, fields) statements writing every column of a Step."""
+    qn = connection.ops.quote_name
+    fields = [f for f in Step._meta.concrete_fields if not f.primary_key]
+    table = qn(Step._meta.db_table)
+    insert = (f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "
+              f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {qn('id')}")
+    update = f"UPDATE {table} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} WHERE {qn('id')} = %s"
+    return insert, update, fields
 
 
 class Step(models.Model):
@@ -390,6 +454,19 @@ class Step(models.Model):
         suffix = f"[{self.map_index}]" if self.map_index is not None else ""
         return f"{self.node_id}{suffix} ({self.status})"
 
+    def persist(self):
+        """save() for the engine's hot path: one plain INSERT … RETURNING or UPDATE of every
+        column, without the ORM's per-call query building (a run writes a step twice or more)."""
+        insert, update, fields = _step_sql()
+        values = _column_values(self, fields)
+        with connection.cursor() as cursor:
+            if self.pk is None:
+                cursor.execute(insert, values)
+                self.pk = cursor.fetchone()[0]
+                self._state.adding = False
+            else:
+                cursor.execute(update, [*values, self.pk])
+
     @staticmethod
     def make_idempotency_key(run_id, node_id, map_index):
         return hashlib.sha256(f"{run_id}:{node_id}:{map_index}".encode()).hexdigest()[:32]
@@ -429,6 +506,17 @@ class RunEvent(models.Model):
 
     def __str__(self):
         return f"{self.seq} {self.type}"
+
+    @classmethod
+    def insert_all(cls, events):
+        """One multi-row INSERT (events are never read back by id where they are written)."""
+        qn = connection.ops.quote_name
+        fields = [f for f in cls._meta.concrete_fields if not f.primary_key]
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        params = [value for event in events for value in _column_values(event, fields)]
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {qn(cls._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+                           f"VALUES {', '.join([row] * len(events))}", params)
 
     def as_message(self):
         return {

@@ -71,7 +71,8 @@ def test_no_provider_call_starts_once_a_cancel_is_recorded(acme, call_log):
     run.refresh_from_db()
     assert run.status == Run.Status.CANCELLED
     assert sum(read_calls(call_log).values()) <= 1
-    assert not Step.objects.filter(run=run, node_id="s2").exists()
+    # s2 may have been recorded as started in the turn that saw the cancel, but never ran.
+    assert all(step.status == Step.Status.CANCELLED for step in Step.objects.filter(run=run, node_id="s2"))
 
 
 def test_it_stops_parallel_branches(acme, call_log):
