@@ -147,6 +147,8 @@ HUEY_WORKERS = env.int("HUEY_WORKERS", default=2)
 
 # Runs: a worker's lease on a run lasts this long without a heartbeat before another may take it.
 RUN_LEASE_TTL_S = env.float("RUN_LEASE_TTL_S", default=30)
+# PostgreSQL: wait for the disk on every step commit, not only on a run's terminal ones.
+RUN_DURABLE_STEP_COMMITS = env.bool("RUN_DURABLE_STEP_COMMITS", default=False)
 # How often a running engine looks for cancel requests and human decisions.
 RUN_POLL_S = env.float("RUN_POLL_S", default=0.5)
 # A queued run nobody claimed for this long is enqueued again by the reaper.

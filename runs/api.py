@@ -20,6 +20,7 @@ from accounts.api import EXECUTE, READ, OrgScopedMixin, StrictSerializerMixin
 from agentflow.api import ApiError
 from workflows.models import Workflow, WorkflowVersion
 
+from .engine import spec_of
 from .models import ApproverRoleRequired, Artifact, DecisionError, Run, Step
 
 APPROVE = ("approve", "execute")
@@ -266,7 +267,7 @@ class RunViewSet(OrgScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixi
         body.is_valid(raise_exception=True)
         data = body.validated_data
         version = data["version"]
-        clean, problems = version.typed_spec().check_inputs(data["inputs"])
+        clean, problems = spec_of(version).check_inputs(data["inputs"])
         if problems:
             raise ApiError(f"The inputs have {len(problems)} problem(s).", code="invalid_inputs", details=problems)
         run = Run.start(data["workflow"], version, clean, mode=data["mode"], trigger=Run.Trigger.API,

@@ -15,12 +15,12 @@ def _json(data):
     return json.dumps(data, indent=2, ensure_ascii=False, default=str).encode()
 
 
-def _trace(run, steps):
+def _trace(run, about, steps):
     return {
         "run": str(run.pk),
-        "workflow": run.workflow.slug,
-        "version": run.version.number,
-        "spec_hash": run.version.spec_hash,
+        "workflow": about["workflow"],
+        "version": about["version"],
+        "spec_hash": about["spec_hash"],
         "mode": run.mode,
         "trigger": run.trigger,
         "inputs": run.inputs,
@@ -38,8 +38,10 @@ def _trace(run, steps):
     }
 
 
-def prepare(run, spec, steps, outputs):
-    """[(name, content type, bytes)] for the run's outputs and its trace, each under the cap."""
+def prepare(run, about, steps, outputs):
+    """[(name, content type, bytes)] for the run's outputs and its trace, each under the cap.
+
+    `about` names the workflow and version: {"workflow": slug, "version": n, "spec_hash"}."""
     cap = settings.ARTIFACT_MAX_BYTES
     files = []
     for name, value in outputs.items():
@@ -47,7 +49,7 @@ def prepare(run, spec, steps, outputs):
             files.append((f"{name}.md", "text/markdown", value.encode()))
         else:
             files.append((f"{name}.json", "application/json", _json(value)))
-    files.append(("trace.json", "application/json", _json(_trace(run, steps))))
+    files.append(("trace.json", "application/json", _json(_trace(run, about, steps))))
     kept = []
     for name, content_type, body in files:
         if len(body) > cap:
@@ -66,10 +68,12 @@ def save(run, files, writer):
     for old in Artifact.objects.filter(run=run):
         old.file.delete(save=False)
         old.delete()
+    new = []
     for name, content_type, body in files:
         artifact = Artifact(organization_id=run.organization_id, run=run, name=name, content_type=content_type,
                             size=len(body), sha256=hashlib.sha256(body).hexdigest())
         artifact.file.save(get_valid_filename(name.replace("/", "_")) or "artifact", ContentFile(body), save=False)
-        artifact.save()
+        new.append(artifact)
+    Artifact.objects.bulk_create(new)
     if files:
         writer.emit("log", {"message": f"saved {len(files)} artifact(s)", "artifacts": [f[0] for f in files]})

@@ -28,6 +28,8 @@ from django.utils import timezone
 from providers import pricing
 from providers.base import ChatRequest, Interrupted, ProviderError, provider_class
 from workflows import templating
+from workflows.models import WorkflowVersion
+from workflows.spec import WorkflowSpec
 from workflows.nodes.base import NodeContext, StepFailed, WaitForHuman
 
 from . import artifacts, events
@@ -50,12 +52,16 @@ _spec_cache = {}
 
 def spec_of(version):
     """The typed spec of a version, parsed once per process (versions never change)."""
-    key = (version.pk, version.spec_hash)
+    return _cached_spec(version.pk, version.spec_hash, lambda: version.spec)
+
+
+def _cached_spec(version_id, spec_hash, load):
+    key = (version_id, spec_hash)
     spec = _spec_cache.get(key)
     if spec is None:
         if len(_spec_cache) > 256:
             _spec_cache.clear()
-        spec = _spec_cache[key] = version.typed_spec()
+        spec = _spec_cache[key] = WorkflowSpec.model_validate(load())
     return spec
 
 
@@ -83,7 +89,11 @@ def _preview(value):
 class _Engine:
     def __init__(self, run):
         self.run = run
-        self.spec = spec_of(run.version)
+        about = (WorkflowVersion.objects.filter(pk=run.version_id)
+                 .values("spec_hash", "number", "workflow__slug").get())
+        self.about = {"workflow": about["workflow__slug"], "version": about["number"], "spec_hash": about["spec_hash"]}
+        self.spec = _cached_spec(run.version_id, about["spec_hash"],
+                                 lambda: WorkflowVersion.objects.values_list("spec", flat=True).get(pk=run.version_id))
         self.settings = self.spec.settings
         self.inbox = queue.Queue()
         self.state = {}  # node id -> Step.Status of the node's own step
@@ -223,7 +233,7 @@ class _Engine:
                 yield writer
             return
         if self._writer is None:
-            self._writer = self._stack.enter_context(self.run.writing())
+            self._writer = self._stack.enter_context(self.run.writing(durable=False))
         yield self._writer
 
     def cancel_requested(self):
@@ -272,7 +282,9 @@ class _Engine:
     # Steps on disk ------------------------------------------------------------------------
 
     def _load_steps(self):
-        for step in Step.objects.filter(run=self.run):
+        # A run that never started a step has none to load (skips happen only after a start).
+        existing = Step.objects.filter(run=self.run) if self.run.step_count else ()
+        for step in existing:
             if step.attempt:
                 self.steps_taken += 1
             self.steps[(step.node_id, step.map_index)] = step
@@ -407,10 +419,14 @@ class _Engine:
                 if step is None:
                     return
                 del self.unstarted[node.id]
+                progressed = True
+                if node.runs_instantly():
+                    # Computation only: run it here, within this turn's transaction.
+                    self._node_done(node, step, *self._attempts(node, step, {}))
+                    continue
                 self.state[node.id] = Step.Status.RUNNING
                 self.in_flight += 1
                 self._to_submit.append((node, step))
-                progressed = True
 
     def _within_limits(self, node):
         max_steps = self.settings.max_steps
@@ -619,6 +635,7 @@ class _Engine:
 
     def _end_run(self, status, *, outputs=None, error=""):
         with self._tx() as w:
+            w.make_durable()
             if w.run.cancel_requested_at and status == Run.Status.SUCCEEDED:
                 status, error = Run.Status.CANCELLED, "Cancelled."
             w.set(status=status, error=error, outputs=outputs or {}, finished_at=timezone.now(),
@@ -632,7 +649,7 @@ class _Engine:
                     cancelled.append(step.summary())
             try:
                 with transaction.atomic():
-                    files = artifacts.prepare(self.run, self.spec, self.steps.values(), outputs or {})
+                    files = artifacts.prepare(self.run, self.about, self.steps.values(), outputs or {})
                     artifacts.save(self.run, files, w)
             except Exception as exc:  # files are a by-product: the run still ends
                 log.exception("run %s: artifacts not saved", self.run.pk)
@@ -647,6 +664,7 @@ class _Engine:
 
         waiting = self._waiting()
         with self._tx() as w:
+            w.make_durable()
             # A decision that came in since the last look would otherwise wait forever:
             # deciding locks this row too, so it lands either before this check or after
             # the run is marked waiting (and then re-enqueues the run itself).
@@ -664,6 +682,7 @@ class _Engine:
         from .tasks import enqueue_run
 
         with self._tx() as w:
+            w.make_durable()
             w.set(lease_owner="", lease_expires_at=None)
             w.emit("log", {"message": "worker shutting down; run handed back"})
             enqueue_run(self.run.pk)

@@ -22,7 +22,7 @@ from django.utils import timezone
 from accounts.models import OrgQuerySet, Organization, Role
 from workflows.models import Workflow, WorkflowVersion
 
-from . import events
+from . import events as events_module
 
 
 class DecisionError(Exception):
@@ -117,7 +117,7 @@ class Run(models.Model):
     # Writing ---------------------------------------------------------------------------
 
     @contextmanager
-    def writing(self, fenced=True):
+    def writing(self, fenced=True, durable=True):
         """A transaction on this run; yields a RunWriter that collects events and run fields.
 
         Fenced (the worker holding the lease): this in-memory run is the truth for every field
@@ -128,7 +128,7 @@ class Run(models.Model):
         """
         with transaction.atomic():
             if fenced:
-                writer = FencedRunWriter(self)
+                writer = FencedRunWriter(self, durable)
             else:
                 writer = RunWriter(Run.objects.select_for_update().get(pk=self.pk))
             yield writer
@@ -151,16 +151,19 @@ class Run(models.Model):
         or there is nothing to do (terminal, waiting with nothing decided).
         """
         now = timezone.now()
-        with transaction.atomic():
-            claimed = (
-                cls.objects.filter(pk=pk, status__in=(cls.Status.QUEUED, cls.Status.RUNNING))
-                .filter(models.Q(lease_expires_at__isnull=True) | models.Q(lease_expires_at__lt=now))
-                .update(lease_owner=owner, lease_token=F("lease_token") + 1,
-                        lease_expires_at=now + timedelta(seconds=ttl))
-            )
-            if not claimed:
-                return None
-            return cls.objects.get(pk=pk)
+        qn = connection.ops.quote_name
+        expires = cls._meta.get_field("lease_expires_at")
+        # One statement takes the lease and reads the row back (with the new token).
+        claimed = list(cls.objects.raw(
+            f"UPDATE {qn(cls._meta.db_table)} SET {qn('lease_owner')} = %s, "
+            f"{qn('lease_token')} = {qn('lease_token')} + 1, {qn('lease_expires_at')} = %s "
+            f"WHERE {qn('id')} = %s AND {qn('status')} IN (%s, %s) "
+            f"AND ({qn('lease_expires_at')} IS NULL OR {qn('lease_expires_at')} < %s) RETURNING *",
+            [owner, expires.get_db_prep_value(now + timedelta(seconds=ttl), connection),
+             cls._meta.pk.get_db_prep_value(pk, connection), cls.Status.QUEUED, cls.Status.RUNNING,
+             expires.get_db_prep_value(now, connection)],
+        ))
+        return claimed[0] if claimed else None
 
     def renew(self, ttl):
         """Heartbeat: extend the lease; raises LeaseLost when it is no longer ours."""
@@ -194,21 +197,25 @@ class Run(models.Model):
         """
         from .tasks import enqueue_run
 
+        run = cls(organization_id=workflow.organization_id, workflow=workflow, version=version, inputs=inputs,
+                  mode=mode, trigger=trigger, created_by=user if getattr(user, "pk", None) else None)
+        events = [RunEvent(run=run, seq=1, type="run.queued", data={
+            "workflow": workflow.slug, "version": version.number, "mode": mode, "trigger": trigger})]
+        if mode == cls.Mode.VALIDATE:
+            report = run.validation_report()
+            run.status = cls.Status.SUCCEEDED if report["valid"] else cls.Status.FAILED
+            run.outputs = {"report": report}
+            run.started_at = run.finished_at = timezone.now()
+            run.error = "" if report["valid"] else "The workflow did not validate."
+            events.append(RunEvent(run=run, seq=2, type=f"run.{run.status}",
+                                   data={"status": run.status, "outputs": run.outputs}))
+        run.last_seq = len(events)
         with transaction.atomic():
-            run = cls.objects.create(organization=workflow.organization, workflow=workflow, version=version,
-                                     inputs=inputs, mode=mode, trigger=trigger,
-                                     created_by=user if getattr(user, "pk", None) else None)
-            with run.writing(fenced=False) as w:
-                w.emit("run.queued", {"workflow": workflow.slug, "version": version.number, "mode": mode,
-                                      "trigger": trigger})
-                if mode == cls.Mode.VALIDATE:
-                    now = timezone.now()
-                    report = run.validation_report()
-                    w.set(status=cls.Status.SUCCEEDED if report["valid"] else cls.Status.FAILED,
-                          outputs={"report": report}, started_at=now, finished_at=now,
-                          error="" if report["valid"] else "The workflow did not validate.")
-                    w.emit(f"run.{w.run.status}", {"status": w.run.status, "outputs": {"report": report}})
-            run.refresh_from_db()
+            # A new row: nobody else can see it yet, so no lock is needed to number its events.
+            run.save(force_insert=True)
+            RunEvent.insert_all(events)
+            for event in events:
+                transaction.on_commit(partial(events_module.publish, event))
             if mode != cls.Mode.VALIDATE:
                 enqueue_run(run.pk)
         return run
@@ -317,6 +324,9 @@ class Run(models.Model):
 class RunWriter:
     """Collects the changes of one transaction on a locked run row."""
 
+    def make_durable(self):
+        """This transaction's commit waits for the disk (the default outside engine turns)."""
+
     def __init__(self, run):
         self.run = run
         self.events = []
@@ -350,15 +360,30 @@ class RunWriter:
         if self.events:
             RunEvent.insert_all(self.events)
             for event in self.events:
-                transaction.on_commit(partial(events.publish, event))
+                transaction.on_commit(partial(events_module.publish, event))
 
 
 class FencedRunWriter(RunWriter):
     """RunWriter of the lease holder: no read up front, one fenced UPDATE … RETURNING at the end."""
 
-    def __init__(self, run):
+    def __init__(self, run, durable=True):
         super().__init__(run)
         self.fence = (run.lease_token, run.lease_owner)  # the turn may give the lease up
+        # On PostgreSQL a step's progress may commit without waiting for the disk flush:
+        # other sessions see it at once (a worker crash loses nothing), and a database crash
+        # loses at most the last fraction of a second, whose steps then run again with their
+        # idempotency keys. Terminal changes call make_durable(); WAL order makes everything
+        # before them durable too.
+        self.relaxed = not durable and connection.vendor == "postgresql" and not settings.RUN_DURABLE_STEP_COMMITS
+        if self.relaxed:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+    def make_durable(self):
+        if self.relaxed:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO ON")
+            self.relaxed = False
 
     def emit(self, type, data=None):
         event = RunEvent(run=self.run, seq=0, type=type, data=data or {}, created_at=timezone.now())

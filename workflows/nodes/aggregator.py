@@ -16,6 +16,7 @@ class AggregatorNode(NodeBase):
     """
 
     type: Literal["aggregator"]
+    instant = True
     inputs_from: list[str] = Field(default_factory=list)
     mode: Literal["dict", "list", "join", "template"] = "dict"
     separator: str = "\n\n"

@@ -64,6 +64,12 @@ class NodeBase(StrictModel):
 
     template_fields: ClassVar[tuple[str, ...]] = ()
     expression_fields: ClassVar[tuple[str, ...]] = ()
+    # True for node types whose body only computes (no provider call, no waiting on I/O):
+    # the engine runs those on its own thread, in the same transaction as their start.
+    instant: ClassVar[bool] = False
+
+    def runs_instantly(self) -> bool:
+        return self.instant and self.retry is None and self.timeout_s is None
 
     @classmethod
     def type_name(cls) -> str:

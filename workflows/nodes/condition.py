@@ -7,6 +7,7 @@ class ConditionNode(NodeBase):
     """Evaluates an expression; its output is the result as a boolean."""
 
     type: Literal["condition"]
+    instant = True
     expression: str
 
     expression_fields = ("expression",)

@@ -11,6 +11,7 @@ class HumanNode(NodeBase):
     """
 
     type: Literal["human"]
+    instant = True
     prompt: str = ""
     approver_role: Literal["editor", "admin", "owner"] = "editor"
 

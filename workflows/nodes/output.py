@@ -8,6 +8,7 @@ class OutputNode(NodeBase):
     """Renders the value a branch of the workflow hands back."""
 
     type: Literal["output"]
+    instant = True
     value: str
     format: Literal["markdown", "text", "json"] = "markdown"
 

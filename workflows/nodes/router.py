@@ -28,6 +28,10 @@ class RouterNode(NodeBase):
     prompt: str = ""
 
     template_fields = ("prompt",)
+    instant = True
+
+    def runs_instantly(self):
+        return self.mode == "rules" and super().runs_instantly()
 
     @model_validator(mode="after")
     def _check_routes(self):

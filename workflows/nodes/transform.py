@@ -8,6 +8,7 @@ class TransformNode(NodeBase):
     """Renders a template; with output_format "json" the rendered text is parsed as JSON."""
 
     type: Literal["transform"]
+    instant = True
     template: str
     output_format: Literal["text", "json"] = "text"
 
