@@ -28,18 +28,17 @@ EVENTS_PER_CALL = 1000
 
 
 def _run_urls(run):
-    def url(name, **kwargs):
-        return reverse(f"api:{name}", kwargs={"pk": run.pk, **kwargs})
-
+    # One reverse, then plain joins: every action lives under the run's detail URL.
+    base = reverse("api:run-detail", kwargs={"pk": run.pk})
     return {
-        "self": url("run-detail"),
-        "events": url("run-events"),
+        "self": base,
+        "events": f"{base}events/",
         "page": f"/runs/{run.pk}/",
-        "cancel": url("run-cancel"),
-        "approve": url("run-approve"),
-        "reject": url("run-reject"),
-        "retry": url("run-retry"),
-        "artifacts": url("run-artifacts"),
+        "cancel": f"{base}cancel/",
+        "approve": f"{base}approve/",
+        "reject": f"{base}reject/",
+        "retry": f"{base}retry/",
+        "artifacts": f"{base}artifacts/",
     }
 
 

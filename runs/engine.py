@@ -183,6 +183,11 @@ class _Engine:
                     return self._finish()
             if self.run.cancel_requested_at is not None:
                 self._halt("cancel")  # seen as this turn committed: what it started must not run
+            if self._runs_alone():
+                # The only thing that can happen next is this node's result: run it on this
+                # thread (outside any transaction), sparing two thread hand-offs per step.
+                node, step = self._to_submit.pop()
+                self.inbox.put(("done", node, step, *self._attempts(node, step, {})))
             for node, step in self._to_submit:
                 if self.stop.is_set():
                     self.in_flight -= 1
@@ -191,6 +196,15 @@ class _Engine:
                     self.futures.append(pool.submit(self._run_node, node, step))
             self._to_submit = []
             messages = self._next_messages(block=self.in_flight > 0)
+
+    def _runs_alone(self):
+        """One node started and nothing else runs or waits for a decision, so no other
+        message can need this thread meanwhile; a node running nested nodes (a map) calls
+        back into this thread and never runs here."""
+        if len(self._to_submit) != 1 or self.in_flight != 1 or self.stop.is_set() or self._waiting():
+            return False
+        node = self._to_submit[0][0]
+        return not any(True for _ in node.inline_nodes())
 
     def _finished(self):
         """Nothing runs: is the run over (or waiting), rather than having decisions to take in?"""
@@ -754,7 +768,10 @@ class _Context(NodeContext):
         return f"node '{self.node_id}' timed out after {self.node.timeout_s:g} s"
 
     def _should_stop(self):
-        return self.engine.stop.is_set() or self.timed_out()
+        engine = self.engine
+        if engine.deadline is not None and time.time() > engine.deadline:
+            engine._halt("timeout")  # the run's own time is up
+        return engine.stop.is_set() or self.timed_out()
 
     def call_llm(self, source, *, prompt, system="", temperature=None, max_tokens=None, json_schema=None,
                  stream=False):
@@ -825,6 +842,8 @@ class _Heartbeat(threading.Thread):
             while not self.done.wait(interval):
                 if shutdown.is_set():
                     engine._halt("shutdown")
+                if engine.deadline is not None and time.time() > engine.deadline:
+                    engine._halt("timeout")  # also while a node runs on the engine thread
                 try:
                     if time.monotonic() - last_renew >= ttl / 3:
                         engine.run.renew(ttl)
