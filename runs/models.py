@@ -7,6 +7,7 @@ lost its lease stops writing. Every state change writes a RunEvent with the next
 `seq` in the same transaction; the event is announced on the channel layer after commit.
 """
 import functools
+from dataclasses import dataclass
 import hashlib
 import uuid
 from contextlib import contextmanager
@@ -199,16 +200,17 @@ class Run(models.Model):
 
         run = cls(organization_id=workflow.organization_id, workflow=workflow, version=version, inputs=inputs,
                   mode=mode, trigger=trigger, created_by=user if getattr(user, "pk", None) else None)
-        events = [RunEvent(run=run, seq=1, type="run.queued", data={
-            "workflow": workflow.slug, "version": version.number, "mode": mode, "trigger": trigger})]
+        now = timezone.now()
+        events = [NewEvent(run.pk, 1, "run.queued", {
+            "workflow": workflow.slug, "version": version.number, "mode": mode, "trigger": trigger}, now)]
         if mode == cls.Mode.VALIDATE:
             report = run.validation_report()
             run.status = cls.Status.SUCCEEDED if report["valid"] else cls.Status.FAILED
             run.outputs = {"report": report}
             run.started_at = run.finished_at = timezone.now()
             run.error = "" if report["valid"] else "The workflow did not validate."
-            events.append(RunEvent(run=run, seq=2, type=f"run.{run.status}",
-                                   data={"status": run.status, "outputs": run.outputs}))
+            events.append(NewEvent(run.pk, 2, f"run.{run.status}", {"status": run.status, "outputs": run.outputs},
+                                   now))
         run.last_seq = len(events)
         with transaction.atomic():
             # A new row: nobody else can see it yet, so no lock is needed to number its events.
@@ -347,7 +349,7 @@ class RunWriter:
     def emit(self, type, data=None):
         self.run.last_seq += 1
         self.fields.add("last_seq")
-        event = RunEvent(run=self.run, seq=self.run.last_seq, type=type, data=data or {}, created_at=timezone.now())
+        event = NewEvent(self.run.pk, self.run.last_seq, type, data or {}, timezone.now())
         self.events.append(event)
         return event
 
@@ -386,7 +388,7 @@ class FencedRunWriter(RunWriter):
             self.relaxed = False
 
     def emit(self, type, data=None):
-        event = RunEvent(run=self.run, seq=0, type=type, data=data or {}, created_at=timezone.now())
+        event = NewEvent(self.run.pk, 0, type, data or {}, timezone.now())
         self.events.append(event)
         return event
 
@@ -418,16 +420,22 @@ class FencedRunWriter(RunWriter):
         super().flush_events()
 
 
+# What a step's progress changes; the rest (run, node, index, key) is fixed at insert.
+_STEP_PROGRESS = ("attempt", "status", "input", "output", "error", "started_at", "finished_at", "input_tokens",
+                  "output_tokens", "tokens_estimated", "cost_usd", "provider", "model", "queue_wait_ms")
+
+
 @functools.cache
-def _step_sql():
-    """(INSERT, UPDATE, fields) statements writing every column of a Step."""
+def _step_sql(kind):
+    """(statement, fields) writing a Step: "insert" every column, "update" its progress."""
     qn = connection.ops.quote_name
-    fields = [f for f in Step._meta.concrete_fields if not f.primary_key]
     table = qn(Step._meta.db_table)
-    insert = (f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "
-              f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {qn('id')}")
-    update = f"UPDATE {table} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} WHERE {qn('id')} = %s"
-    return insert, update, fields
+    if kind == "insert":
+        fields = [f for f in Step._meta.concrete_fields if not f.primary_key]
+        return (f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "
+                f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {qn('id')}"), fields
+    fields = [Step._meta.get_field(name) for name in _STEP_PROGRESS]
+    return f"UPDATE {table} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} WHERE {qn('id')} = %s", fields
 
 
 class Step(models.Model):
@@ -480,17 +488,17 @@ class Step(models.Model):
         return f"{self.node_id}{suffix} ({self.status})"
 
     def persist(self):
-        """save() for the engine's hot path: one plain INSERT … RETURNING or UPDATE of every
-        column, without the ORM's per-call query building (a run writes a step twice or more)."""
-        insert, update, fields = _step_sql()
-        values = _column_values(self, fields)
+        """save() for the engine's hot path: one plain INSERT … RETURNING, or an UPDATE of the
+        columns a step's progress changes, without the ORM's per-call query building."""
         with connection.cursor() as cursor:
             if self.pk is None:
-                cursor.execute(insert, values)
+                insert, fields = _step_sql("insert")
+                cursor.execute(insert, _column_values(self, fields))
                 self.pk = cursor.fetchone()[0]
                 self._state.adding = False
             else:
-                cursor.execute(update, [*values, self.pk])
+                update, fields = _step_sql("update")
+                cursor.execute(update, [*_column_values(self, fields), self.pk])
 
     @staticmethod
     def make_idempotency_key(run_id, node_id, map_index):
@@ -516,6 +524,21 @@ class Step(models.Model):
             "output_tokens": self.output_tokens,
             "cost_usd": str(self.cost_usd),
         }
+
+
+@dataclass(slots=True)
+class NewEvent:
+    """An event about to be written: RunEvent's columns without a model instance, since the
+    engine writes two or more per step and never reads them back."""
+
+    run_id: object
+    seq: int
+    type: str
+    data: dict
+    created_at: object
+
+    def as_message(self):
+        return RunEvent.as_message(self)
 
 
 class RunEvent(models.Model):
