@@ -116,6 +116,7 @@ class _Engine:
         self.is_test = run.mode == Run.Mode.TEST
         self.deadline = None
         self.incoming = {node.id: self.spec.incoming(node.id) for node in self.spec.nodes}
+        self.successors = {node.id: self.spec.successors(node.id) for node in self.spec.nodes}
 
     # The engine thread --------------------------------------------------------------
 
@@ -311,6 +312,8 @@ class _Engine:
                 self.state[step.node_id] = step.status
             # running (the worker died), pending, failed (a retry) and cancelled run again
         self.unstarted = {node.id: node for node in self.spec.nodes if node.id not in self.state}
+        self.order = [node.id for node in self.spec.nodes]
+        self.candidates = set(self.unstarted)
 
     def _waiting(self):
         return [node_id for node_id, status in self.state.items() if status == Step.Status.WAITING]
@@ -326,6 +329,7 @@ class _Engine:
         for step in decided:
             self.steps[(step.node_id, None)] = step
             self.state[step.node_id] = Step.Status.SUCCEEDED
+            self.candidates.update(self.successors[step.node_id])
             self.outputs[step.node_id] = step.output
             found = True
         return found
@@ -384,6 +388,7 @@ class _Engine:
             w.emit("step.skipped", step.summary())
         self.steps[(node.id, None)] = step
         self.state[node.id] = Step.Status.SKIPPED
+        self.candidates.update(self.successors[node.id])
 
     # Scheduling ------------------------------------------------------------------------
 
@@ -411,8 +416,12 @@ class _Engine:
         progressed = True
         while progressed and self.failure is None:
             progressed = False
-            for node in list(self.unstarted.values()):
+            # Only nodes whose predecessors changed since the last look can have become ready.
+            candidates = [self.unstarted[n] for n in self.order if n in self.candidates and n in self.unstarted]
+            self.candidates.clear()
+            for index, node in enumerate(candidates):
                 if self.in_flight >= self.settings.parallelism:
+                    self.candidates.update(n.id for n in candidates[index:])
                     return
                 incoming = self.incoming[node.id]
                 if any(self.state.get(e.from_) not in decided for e in incoming):
@@ -492,6 +501,7 @@ class _Engine:
         if outcome == "succeeded":
             self._end_step(step, Step.Status.SUCCEEDED, output=value, record=record)
             self.state[node.id] = Step.Status.SUCCEEDED
+            self.candidates.update(self.successors[node.id])
             self.outputs[node.id] = value
         elif outcome == "waiting":
             self._end_waiting(step, value, record)
@@ -504,6 +514,7 @@ class _Engine:
         else:
             self._end_step(step, Step.Status.FAILED, error=value, record=record)
             self.state[node.id] = Step.Status.FAILED
+            self.candidates.update(self.successors[node.id])
             self.failure = self.failure or f"node '{node.id}' failed: {value}"
             self.stop.set()  # running siblings stop their provider calls
 

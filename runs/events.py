@@ -49,6 +49,20 @@ def publish(event):
     return send(event.run_id, {"type": "run.event", "event": event.as_message()})
 
 
+async def _send_all(layer, messages):
+    for group, message in messages:
+        await _send(layer, group, message)
+
+
+def publish_all(events):
+    """Announce the committed events of one transaction, in order, with one hand-off."""
+    layer = get_channel_layer()
+    if layer is None or not events:
+        return None
+    messages = [(group_name(e.run_id), {"type": "run.event", "event": e.as_message()}) for e in events]
+    return asyncio.run_coroutine_threadsafe(_send_all(layer, messages), _ensure_loop())
+
+
 def publish_delta(run_id, step_id, node_id, text):
     """Streamed tokens go to the channel layer only; the final text is saved on the step."""
     return send(run_id, {"type": "run.delta", "delta": {"run": str(run_id), "step": step_id, "node": node_id, "text": text}})

@@ -16,7 +16,7 @@ from decimal import Decimal
 from functools import partial
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -35,7 +35,9 @@ class ApproverRoleRequired(DecisionError):
 
 
 def _column_values(obj, fields):
-    return [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in fields]
+    # The connection itself, not the thread-local proxy each field would look it up through.
+    conn = connections[DEFAULT_DB_ALIAS]
+    return [field.get_db_prep_save(getattr(obj, field.attname), conn) for field in fields]
 
 
 class LeaseLost(Exception):
@@ -216,8 +218,7 @@ class Run(models.Model):
             # A new row: nobody else can see it yet, so no lock is needed to number its events.
             run.save(force_insert=True)
             RunEvent.insert_all(events)
-            for event in events:
-                transaction.on_commit(partial(events_module.publish, event))
+            transaction.on_commit(partial(events_module.publish_all, events))
             if mode != cls.Mode.VALIDATE:
                 enqueue_run(run.pk)
         return run
@@ -361,8 +362,7 @@ class RunWriter:
     def flush_events(self):
         if self.events:
             RunEvent.insert_all(self.events)
-            for event in self.events:
-                transaction.on_commit(partial(events_module.publish, event))
+            transaction.on_commit(partial(events_module.publish_all, self.events))
 
 
 class FencedRunWriter(RunWriter):
