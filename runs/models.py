@@ -40,6 +40,25 @@ def _column_values(obj, fields):
     return [field.get_db_prep_save(getattr(obj, field.attname), conn) for field in fields]
 
 
+@functools.lru_cache(maxsize=64)
+def _native(sql, vendor):
+    return sql.replace("%s", "?") if vendor == "sqlite" else sql
+
+
+def _execute(sql, params, fetch=False):
+    """Run one statement on the connection's own DB-API cursor; returns the first row when
+    `fetch`. The engine writes its steps, events and run counters through here: for such
+    small statements Django's cursor wrapper costs about as much as SQLite's execution."""
+    conn = connections[DEFAULT_DB_ALIAS]
+    conn.ensure_connection()
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(_native(sql, conn.vendor), params)
+        return cursor.fetchone() if fetch else None
+    finally:
+        cursor.close()
+
+
 class LeaseLost(Exception):
     """Another worker holds this run now; the current one must stop writing."""
 
@@ -401,14 +420,12 @@ class FencedRunWriter(RunWriter):
             assignments.append(f"{qn(field.column)} = %s")
             params.append(field.get_db_prep_save(getattr(run, name), connection))
         params += [Run._meta.pk.get_db_prep_value(run.pk, connection), *self.fence]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {qn(Run._meta.db_table)} SET {', '.join(assignments)} "
-                f"WHERE {qn('id')} = %s AND {qn('lease_token')} = %s AND {qn('lease_owner')} = %s "
-                f"RETURNING {qn('last_seq')}, {qn('cancel_requested_at')}",
-                params,
-            )
-            row = cursor.fetchone()
+        row = _execute(
+            f"UPDATE {qn(Run._meta.db_table)} SET {', '.join(assignments)} "
+            f"WHERE {qn('id')} = %s AND {qn('lease_token')} = %s AND {qn('lease_owner')} = %s "
+            f"RETURNING {qn('last_seq')}, {qn('cancel_requested_at')}",
+            params, fetch=True,
+        )
         if row is None:
             raise LeaseLost(f"run {run.pk} was taken over")
         run.last_seq = row[0]
@@ -490,15 +507,13 @@ class Step(models.Model):
     def persist(self):
         """save() for the engine's hot path: one plain INSERT … RETURNING, or an UPDATE of the
         columns a step's progress changes, without the ORM's per-call query building."""
-        with connection.cursor() as cursor:
-            if self.pk is None:
-                insert, fields = _step_sql("insert")
-                cursor.execute(insert, _column_values(self, fields))
-                self.pk = cursor.fetchone()[0]
-                self._state.adding = False
-            else:
-                update, fields = _step_sql("update")
-                cursor.execute(update, [*_column_values(self, fields), self.pk])
+        if self.pk is None:
+            insert, fields = _step_sql("insert")
+            self.pk = _execute(insert, _column_values(self, fields), fetch=True)[0]
+            self._state.adding = False
+        else:
+            update, fields = _step_sql("update")
+            _execute(update, [*_column_values(self, fields), self.pk])
 
     @staticmethod
     def make_idempotency_key(run_id, node_id, map_index):
@@ -562,9 +577,8 @@ class RunEvent(models.Model):
         fields = [f for f in cls._meta.concrete_fields if not f.primary_key]
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         params = [value for event in events for value in _column_values(event, fields)]
-        with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {qn(cls._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-                           f"VALUES {', '.join([row] * len(events))}", params)
+        _execute(f"INSERT INTO {qn(cls._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+                 f"VALUES {', '.join([row] * len(events))}", params)
 
     def as_message(self):
         return {
