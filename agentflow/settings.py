@@ -14,7 +14,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 # A local .env is read when present; real environment variables win over it.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+if (BASE_DIR / ".env").exists():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # Runtime files of the embedded default: database, Huey queue, artifacts, generated keys.
 VAR_DIR = Path(env("AGENTFLOW_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -233,5 +234,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    # Huey logs every task at INFO, the reaper's each minute included.
+    "loggers": {"django.channels.server": {"level": "WARNING"}, "huey": {"level": env("HUEY_LOG_LEVEL", default="WARNING")}},
 }

@@ -493,7 +493,7 @@ class Step(models.Model):
     objects = OrgQuerySet.as_manager()
 
     class Meta:
-        ordering = ["started_at", "id"]
+        ordering = ["id"]  # the order the engine recorded them: starts, then skips
         constraints = [
             models.UniqueConstraint(fields=["run", "node_id", "map_index"], name="unique_step"),
             models.UniqueConstraint(fields=["run", "node_id"], condition=models.Q(map_index__isnull=True),
