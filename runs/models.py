@@ -468,7 +468,8 @@ class Step(models.Model):
     DONE = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    # No index of its own: the unique (run, node_id, map_index) constraint leads with run.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps", db_index=False)
     node_id = models.CharField(max_length=64)
     node_type = models.CharField(max_length=32)
     # Steps of a map's inline node carry the item index; the map's own step has none.
@@ -557,7 +558,8 @@ class NewEvent:
 
 
 class RunEvent(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    # No index of its own: the unique (run, seq) constraint leads with run.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)
     seq = models.PositiveBigIntegerField()
     type = models.CharField(max_length=32)
     data = models.JSONField(default=dict)

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-REPEATS = 7
+REPEATS = 15
 SIZES = (10, 50)
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/agentflow_bench")
 
