@@ -147,6 +147,13 @@ class StartRunSerializer(StrictSerializerMixin, serializers.Serializer):
     def validate(self, attrs):
         """Resolves the workflow and version; adds them as `workflow` and `version` objects."""
         org = self.context["request"].access.organization
+        if attrs.get("version") is None:
+            # The common case in one query: an active workflow's latest published version.
+            version = (WorkflowVersion.objects.for_org(org).select_related("workflow").defer("spec")
+                       .filter(workflow__slug=attrs["workflow"], workflow__status=Workflow.Status.ACTIVE,
+                               state=WorkflowVersion.State.PUBLISHED).order_by("-number").first())
+            if version is not None:
+                return {**attrs, "workflow": version.workflow, "version": version}
         workflow = Workflow.objects.for_org(org).filter(slug=attrs["workflow"]).first()
         if workflow is None:
             raise _invalid("workflow", f"There is no workflow '{attrs['workflow']}' in this organization.",

@@ -60,12 +60,12 @@ def prepare(run, about, steps, outputs):
     return kept
 
 
-def save(run, files, writer):
+def save(run, files, writer, replace=True):
     """Store the prepared files as the run's artifacts (replacing those of an earlier try).
 
-    The artifact keeps its name as given (an output may be called "notes/today"); the file
+    `replace=False` when the run cannot have any yet. The artifact keeps its name as given (an output may be called "notes/today"); the file
     on disk gets a safe name of its own."""
-    for old in Artifact.objects.filter(run=run):
+    for old in Artifact.objects.filter(run=run) if replace else ():
         old.file.delete(save=False)
         old.delete()
     new = []

@@ -100,6 +100,8 @@ class _Engine:
         self.outputs = {}  # node id -> output, succeeded nodes only
         self.steps = {}  # (node id, map index) -> Step
         self.in_flight = 0
+        # Never ran before (its only event is run.queued): no steps or artifacts to look for.
+        self.fresh = run.status == Run.Status.QUEUED and run.last_seq == 1
         self.steps_taken = 0  # steps that started at least once, for settings.max_steps
         self.reserved = Decimal("0")  # cost estimates of provider calls in flight
         self.futures = []  # of the node bodies submitted to the pool
@@ -298,7 +300,7 @@ class _Engine:
 
     def _load_steps(self):
         # A run that never started a step has none to load (skips happen only after a start).
-        existing = Step.objects.filter(run=self.run) if self.run.step_count else ()
+        existing = () if self.fresh else Step.objects.filter(run=self.run)
         for step in existing:
             if step.attempt:
                 self.steps_taken += 1
@@ -675,7 +677,7 @@ class _Engine:
             try:
                 with transaction.atomic():
                     files = artifacts.prepare(self.run, self.about, self.steps.values(), outputs or {})
-                    artifacts.save(self.run, files, w)
+                    artifacts.save(self.run, files, w, replace=not self.fresh)
             except Exception as exc:  # files are a by-product: the run still ends
                 log.exception("run %s: artifacts not saved", self.run.pk)
                 w.emit("log", {"message": f"artifacts could not be saved: {exc.__class__.__name__}"})

@@ -10,6 +10,7 @@ import functools
 from dataclasses import dataclass
 import hashlib
 import uuid
+import weakref
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
@@ -153,6 +154,7 @@ class Run(models.Model):
                 writer = FencedRunWriter(self, durable)
             else:
                 writer = RunWriter(Run.objects.select_for_update().get(pk=self.pk))
+                writer.make_durable()
             yield writer
             writer.flush()
         if not fenced:
@@ -346,13 +348,16 @@ class Run(models.Model):
 class RunWriter:
     """Collects the changes of one transaction on a locked run row."""
 
-    def make_durable(self):
-        """This transaction's commit waits for the disk (the default outside engine turns)."""
-
     def __init__(self, run):
         self.run = run
         self.events = []
         self.fields = set()
+
+    def make_durable(self):
+        """Make this transaction's commit wait for the disk, on a session whose commits
+        were relaxed for step progress (see FencedRunWriter)."""
+        if _relaxed_connections and _raw_connection() in _relaxed_connections:
+            _execute("SET LOCAL synchronous_commit TO ON", [])
 
     def set(self, **fields):
         for name, value in fields.items():
@@ -384,6 +389,26 @@ class RunWriter:
             transaction.on_commit(partial(events_module.publish_all, self.events))
 
 
+_relaxed_connections = weakref.WeakSet()
+
+
+def _raw_connection():
+    conn = connections[DEFAULT_DB_ALIAS]
+    conn.ensure_connection()
+    return conn.connection
+
+
+def _relax_commits():
+    """Let this PostgreSQL session commit without waiting for the disk; True when it does."""
+    if connection.vendor != "postgresql" or settings.RUN_DURABLE_STEP_COMMITS:
+        return False
+    raw = _raw_connection()
+    if raw not in _relaxed_connections:
+        _execute("SET synchronous_commit TO OFF", [])
+        _relaxed_connections.add(raw)
+    return True
+
+
 class FencedRunWriter(RunWriter):
     """RunWriter of the lease holder: no read up front, one fenced UPDATE … RETURNING at the end."""
 
@@ -393,18 +418,10 @@ class FencedRunWriter(RunWriter):
         # On PostgreSQL a step's progress may commit without waiting for the disk flush:
         # other sessions see it at once (a worker crash loses nothing), and a database crash
         # loses at most the last fraction of a second, whose steps then run again with their
-        # idempotency keys. Terminal changes call make_durable(); WAL order makes everything
-        # before them durable too.
-        self.relaxed = not durable and connection.vendor == "postgresql" and not settings.RUN_DURABLE_STEP_COMMITS
-        if self.relaxed:
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-    def make_durable(self):
-        if self.relaxed:
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO ON")
-            self.relaxed = False
+        # idempotency keys. The engine's connection is switched once per session; terminal
+        # changes call make_durable(), and WAL order makes everything before them durable too.
+        if not durable:
+            _relax_commits()
 
     def emit(self, type, data=None):
         event = NewEvent(self.run.pk, 0, type, data or {}, timezone.now())
