@@ -145,7 +145,9 @@ class _Engine:
         timeout = self.settings.timeout_s
         if self.is_test:
             timeout = min(timeout, settings.TEST_MODE_MAX_SECONDS)
-        self.deadline = self.run.started_at.timestamp() + timeout
+        # The run's time limit counts the time workers drive it, not its waits for people.
+        self.drive_started = time.time()
+        self.deadline = self.drive_started + timeout - self.run.active_s
 
     def _drain(self, pool):
         """Wait for the node bodies to return. When the loop ended early (lease lost, an
@@ -666,7 +668,7 @@ class _Engine:
             if w.run.cancel_requested_at and status == Run.Status.SUCCEEDED:
                 status, error = Run.Status.CANCELLED, "Cancelled."
             w.set(status=status, error=error, outputs=outputs or {}, finished_at=timezone.now(),
-                  lease_owner="", lease_expires_at=None)
+                  lease_owner="", lease_expires_at=None, active_s=self._active_s())
             # Steps still open end with the run; its terminal event lists them.
             cancelled = []
             for step in self.steps.values():
@@ -686,6 +688,9 @@ class _Engine:
                                      "cost_usd": str(w.run.cost_usd), "steps_cancelled": cancelled})
         return status
 
+    def _active_s(self):
+        return self.run.active_s + (time.time() - self.drive_started)
+
     def _wait(self):
         from .tasks import enqueue_run
 
@@ -701,7 +706,7 @@ class _Engine:
             if decided:
                 enqueue_run(self.run.pk)
                 return Run.Status.RUNNING
-            w.set(status=Run.Status.WAITING)
+            w.set(status=Run.Status.WAITING, active_s=self._active_s())
             w.emit("run.waiting", {"waiting_for": waiting})
         return Run.Status.WAITING
 
@@ -710,7 +715,7 @@ class _Engine:
 
         with self._tx() as w:
             w.make_durable()
-            w.set(lease_owner="", lease_expires_at=None)
+            w.set(lease_owner="", lease_expires_at=None, active_s=self._active_s())
             w.emit("log", {"message": "worker shutting down; run handed back"})
             enqueue_run(self.run.pk)
 

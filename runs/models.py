@@ -106,6 +106,8 @@ class Run(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
     step_count = models.PositiveIntegerField(default=0)
+    # Seconds workers spent driving the run, waits for people excluded: what settings.timeout_s bounds.
+    active_s = models.FloatField(default=0)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     # The lease: who runs it, until when, and the fencing token that grows with every claim.
     lease_owner = models.CharField(max_length=100, blank=True)

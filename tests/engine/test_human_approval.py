@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 import pytest
+from django.db.models import F
 
 from runs import engine
 from runs.models import DecisionError, Run, RunEvent, Step
@@ -133,3 +136,19 @@ def test_a_decision_taken_while_the_other_branch_runs_is_picked_up_at_once(acme,
     assert run.status == Run.Status.SUCCEEDED, run.error
     assert "run.waiting" not in event_types(run)
     assert_events_consistent(run)
+
+
+def test_time_spent_waiting_for_a_person_does_not_count_against_the_run_timeout(acme, alice):
+    document = approval()
+    document["settings"] = {"timeout_s": 5}
+    run = start_run(acme, document)
+    assert engine.execute(run.pk) == Run.Status.WAITING
+    # The approver answers an hour later.
+    Run.objects.filter(pk=run.pk).update(started_at=F("started_at") - timedelta(hours=1))
+    run.refresh_from_db()
+    run.decide("review", True, "go", actor=alice)
+
+    assert engine.execute(run.pk) == Run.Status.SUCCEEDED
+    run.refresh_from_db()
+    assert steps_of(run)["publish"].output == "published go"
+    assert 0 < run.active_s < 5
