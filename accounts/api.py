@@ -18,7 +18,6 @@ from agentflow.api import ApiError
 from .authentication import ApiKeyAuthentication
 from .forms import may_manage_member
 from .models import ApiKey, ApiKeyScope, LastOwnerError, Membership, Role
-from .permissions import EXECUTE, READ, WRITE, OrganizationPermission  # noqa: F401
 
 
 class OrgScopedMixin:

@@ -16,7 +16,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
-from accounts.api import EXECUTE, READ, OrgScopedMixin, StrictSerializerMixin
+from accounts.api import OrgScopedMixin, StrictSerializerMixin
+from accounts.permissions import EXECUTE, READ
 from agentflow.api import ApiError
 from workflows.models import Workflow, WorkflowVersion
 

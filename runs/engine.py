@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from providers import pricing

@@ -44,11 +44,6 @@ def send(run_id, message):
     return asyncio.run_coroutine_threadsafe(_send(layer, group_name(run_id), message), _ensure_loop())
 
 
-def publish(event):
-    """Announce a committed RunEvent to the run's group."""
-    return send(event.run_id, {"type": "run.event", "event": event.as_message()})
-
-
 async def _send_all(layer, messages):
     for group, message in messages:
         await _send(layer, group, message)

@@ -18,7 +18,6 @@ from functools import partial
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import OrgQuerySet, Organization, Role
@@ -161,11 +160,6 @@ class Run(models.Model):
             writer.flush()
         if not fenced:
             self.status, self.last_seq = writer.run.status, writer.run.last_seq
-
-    def emit(self, type, data=None):
-        """Write one event outside a worker (API actions); returns it."""
-        with self.writing(fenced=False) as w:
-            return w.emit(type, data)
 
     # Lease ----------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
-from accounts.api import READ, WRITE, OrganizationPermission, OrgScopedMixin, StrictSerializerMixin
+from accounts.api import OrgScopedMixin, StrictSerializerMixin
+from accounts.permissions import READ, WRITE, OrganizationPermission
 from agentflow.api import ApiError
 
 from . import spec as specs

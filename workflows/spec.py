@@ -286,26 +286,26 @@ class WorkflowSpec(StrictModel):
             if name not in self.inputs:
                 problems.append({"path": f"$.inputs.{name}", "code": "inputs.unknown",
                                  "message": f"'{name}' is not an input of this workflow"})
-        for name, field in self.inputs.items():
+        for name, declared in self.inputs.items():
             path = f"$.inputs.{name}"
             value = values.get(name)
             if from_text and isinstance(value, str):
-                if value == "" and field.type not in ("string", "text"):
+                if value == "" and declared.type not in ("string", "text"):
                     value = None
                 else:
                     try:
-                        value = field.parse_text(value)
+                        value = declared.parse_text(value)
                     except ValueError as exc:
-                        problems.append({"path": path, "code": "inputs.type", "message": f"not a valid {field.type}: {exc}"})
+                        problems.append({"path": path, "code": "inputs.type", "message": f"not a valid {declared.type}: {exc}"})
                         continue
-            if value is None or (value == "" and field.required):
-                if field.required and field.default is None:
+            if value is None or (value == "" and declared.required):
+                if declared.required and declared.default is None:
                     problems.append({"path": path, "code": "inputs.required", "message": f"'{name}' is required"})
                     continue
-                value = field.default
+                value = declared.default
             if value is None:
                 continue
-            for message in field.problems(value):
+            for message in declared.problems(value):
                 problems.append({"path": path, "code": "inputs.invalid", "message": message})
             clean[name] = value
         return clean, problems
