@@ -6,8 +6,8 @@ from .base import NodeBase, WaitForHuman
 class HumanNode(NodeBase):
     """Pauses the run until someone with `approver_role` or above approves or rejects.
 
-    Output: {"decision": "approved" | "rejected", "comment": str, "by": str}. The inherited
-    `timeout_s` bounds the wait.
+    Output: {"decision": "approved" | "rejected", "comment": str, "by": str}. The wait has no
+    time limit yet: an inherited `timeout_s` is accepted but not enforced on the wait.
     """
 
     type: Literal["human"]
