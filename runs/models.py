@@ -299,9 +299,8 @@ class Run(models.Model):
             step = Step.objects.filter(run=self, node_id=node_id, map_index__isnull=True).first()
             if step is None or step.node_type != "human":
                 raise DecisionError(f"there is no human step '{node_id}' in this run")
-            needed = (step.input or {}).get("approver_role") or Role.EDITOR
-            if role is not None and needed in Role.values and not Role.at_least(role, needed):
-                raise ApproverRoleRequired(f"deciding step '{node_id}' needs the {needed} role or above")
+            if role is not None and not step.may_be_decided_by(role):
+                raise ApproverRoleRequired(f"deciding step '{node_id}' needs the {step.approver_role} role or above")
             if step.status == Step.Status.SUCCEEDED:
                 if step.output.get("decision") == decision:
                     return step
@@ -528,6 +527,17 @@ class Step(models.Model):
         else:
             update, fields = _step_sql("update")
             _execute(update, [*_column_values(self, fields), self.pk])
+
+    @property
+    def approver_role(self):
+        """The least role that may decide this human step (recorded as its input when it
+        started waiting)."""
+        info = self.input if isinstance(self.input, dict) else {}
+        role = info.get("approver_role")
+        return role if role in Role.values else Role.EDITOR
+
+    def may_be_decided_by(self, role):
+        return role in Role.values and Role.at_least(role, self.approver_role)
 
     @staticmethod
     def make_idempotency_key(run_id, node_id, map_index):

@@ -16,7 +16,6 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import Role
 from workflows.models import Workflow
 
 from .forms import RunFilterForm, RunForm
@@ -145,18 +144,13 @@ def _decisions(request, steps):
     for step in steps:
         if step.node_type == "human" and step.status == Step.Status.WAITING and step.map_index is None:
             info = step.input if isinstance(step.input, dict) else {}
-            role = info.get("approver_role") or Role.EDITOR
             waiting.append({
                 "step": step,
                 "prompt": info.get("prompt", ""),
-                "approver_role": role,
-                "allowed": access.can("approve") and _role_at_least(access.role, role),
+                "approver_role": step.approver_role,
+                "allowed": access.can("approve") and step.may_be_decided_by(access.role),
             })
     return waiting
-
-
-def _role_at_least(role, minimum):
-    return role in Role.values and minimum in Role.values and Role.at_least(role, minimum)
 
 
 @never_cache
