@@ -139,13 +139,14 @@ def test_a_waiting_run_is_cancelled_at_once(acme, alice):
 
 
 def test_cancel_and_completion_racing_end_in_exactly_one_terminal_state(acme, call_log):
-    document = chain(call_log, latency_ms=5, count=2)
+    # The cancel lands at a random moment of a run lasting about 40 ms, or just after it.
+    document = chain(call_log, latency_ms=20, count=2)
     seen = set()
     for _ in range(20):
         run = start_run(acme, document)
         driver = Driver(run.pk)
         driver.start()
-        time.sleep(random.uniform(0, 0.08))
+        time.sleep(random.uniform(0, 0.05))
         status = run.request_cancel()
         driver.finish()
 
