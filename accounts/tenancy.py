@@ -33,6 +33,13 @@ class Access:
             return self.user
         return getattr(self.api_key, "created_by", None)
 
+    @property
+    def actor_id(self):
+        """`actor`'s id, without loading the user."""
+        if getattr(self.user, "is_authenticated", False) and getattr(self.user, "pk", None):
+            return self.user.pk
+        return getattr(self.api_key, "created_by_id", None)
+
 
 NO_ACCESS = Access()
 
@@ -54,10 +61,10 @@ def for_session(request):
 
 
 def for_api_key(key):
+    # No `user`: `actor` reads the key's creator only when a change is recorded.
     return Access(
         organization=key.organization,
         role=key.role,
-        user=key.created_by,
         api_key=key,
         scopes=frozenset(key.scopes),
     )

@@ -4,6 +4,7 @@ A provider turns a `ChatRequest` into a `Completion`. It streams text deltas to 
 when asked, stops early when `should_stop()` says so (cancel, shutdown, timeout), and
 raises `ProviderError` with `retryable` telling the engine whether trying again can help.
 """
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -83,6 +84,13 @@ class Provider:
     def complete(self, request: ChatRequest, *, on_delta: Callable[[str], None] | None = None,
                  should_stop: Callable[[], bool] = _never) -> Completion:
         raise NotImplementedError
+
+    def check(self) -> float:
+        """Make the smallest real call this provider allows (test connection); returns its
+        latency in milliseconds or raises ProviderError (401/403 say "authentication failed")."""
+        started = time.monotonic()
+        self.complete(ChatRequest(model=self.model, prompt="ping", max_tokens=1, timeout_s=20))
+        return (time.monotonic() - started) * 1000
 
 
 _REGISTRY: dict[str, type[Provider]] = {}

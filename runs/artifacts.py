@@ -74,6 +74,6 @@ def save(run, files, writer, replace=True):
                             size=len(body), sha256=hashlib.sha256(body).hexdigest())
         artifact.file.save(get_valid_filename(name.replace("/", "_")) or "artifact", ContentFile(body), save=False)
         new.append(artifact)
-    Artifact.objects.bulk_create(new)
+    Artifact.insert_all(new)
     if files:
         writer.emit("log", {"message": f"saved {len(files)} artifact(s)", "artifacts": [f[0] for f in files]})

@@ -10,6 +10,7 @@ Durability: each step's result is committed before its successors start; succeed
 are never executed again; a step that was in flight when a worker died runs again with the
 same idempotency key. All writes go through `Run.writing()`, fenced by the lease token.
 """
+import functools
 import logging
 import os
 import queue
@@ -65,6 +66,12 @@ def _cached_spec(version_id, spec_hash, load):
     return spec
 
 
+@functools.lru_cache(maxsize=1024)
+def _version_about(version_id):
+    """(number, spec_hash) of a version: versions never change, so each process asks once."""
+    return WorkflowVersion.objects.values_list("number", "spec_hash").get(pk=version_id)
+
+
 def execute(run_id):
     """Claim the run and drive it as far as it can go. Safe to call any number of times."""
     run = Run.claim(run_id, worker_id(), settings.RUN_LEASE_TTL_S)
@@ -89,10 +96,11 @@ def _preview(value):
 class _Engine:
     def __init__(self, run):
         self.run = run
-        about = (WorkflowVersion.objects.filter(pk=run.version_id)
-                 .values("spec_hash", "number", "workflow__slug").get())
-        self.about = {"workflow": about["workflow__slug"], "version": about["number"], "spec_hash": about["spec_hash"]}
-        self.spec = _cached_spec(run.version_id, about["spec_hash"],
+        number, spec_hash = _version_about(run.version_id)
+        # The workflow's slug may change; claim() read it with the run.
+        slug = getattr(run, "workflow_slug", None) or run.workflow.slug
+        self.about = {"workflow": slug, "version": number, "spec_hash": spec_hash}
+        self.spec = _cached_spec(run.version_id, spec_hash,
                                  lambda: WorkflowVersion.objects.values_list("spec", flat=True).get(pk=run.version_id))
         self.settings = self.spec.settings
         self.inbox = queue.Queue()

@@ -40,6 +40,15 @@ def _column_values(obj, fields):
     return [field.get_db_prep_save(getattr(obj, field.attname), conn) for field in fields]
 
 
+def _insert_sql(model, objs, fields):
+    """(sql, params) of one multi-row INSERT of `objs` into `model`'s table."""
+    qn = connection.ops.quote_name
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params = [value for obj in objs for value in _column_values(obj, fields)]
+    return (f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+            f"VALUES {', '.join([row] * len(objs))}", params)
+
+
 @functools.lru_cache(maxsize=64)
 def _native(sql, vendor):
     return sql.replace("%s", "?") if vendor == "sqlite" else sql
@@ -57,6 +66,15 @@ def _execute(sql, params, fetch=False):
         return cursor.fetchone() if fetch else None
     finally:
         cursor.close()
+
+
+def _started(run, events):
+    """After a new run is committed: announce its events and hand it to a worker."""
+    from .tasks import enqueue_run
+
+    events_module.publish_all(events)
+    if run.mode != Run.Mode.VALIDATE:
+        enqueue_run(run.pk)
 
 
 class LeaseLost(Exception):
@@ -167,8 +185,9 @@ class Run(models.Model):
     def claim(cls, pk, owner, ttl):
         """Take the lease of a runnable run whose lease is free or expired.
 
-        Returns the run with its new fencing token, or None when another worker holds it
-        or there is nothing to do (terminal, waiting with nothing decided).
+        Returns the run with its new fencing token (and its workflow's slug as
+        `workflow_slug`), or None when another worker holds it or there is nothing to do
+        (terminal, waiting with nothing decided).
         """
         now = timezone.now()
         qn = connection.ops.quote_name
@@ -178,7 +197,9 @@ class Run(models.Model):
             f"UPDATE {qn(cls._meta.db_table)} SET {qn('lease_owner')} = %s, "
             f"{qn('lease_token')} = {qn('lease_token')} + 1, {qn('lease_expires_at')} = %s "
             f"WHERE {qn('id')} = %s AND {qn('status')} IN (%s, %s) "
-            f"AND ({qn('lease_expires_at')} IS NULL OR {qn('lease_expires_at')} < %s) RETURNING *",
+            f"AND ({qn('lease_expires_at')} IS NULL OR {qn('lease_expires_at')} < %s) RETURNING *, "
+            f"(SELECT w.{qn('slug')} FROM {qn(Workflow._meta.db_table)} w "
+            f"WHERE w.{qn('id')} = {qn(cls._meta.db_table)}.{qn('workflow_id')}) AS workflow_slug",
             [owner, expires.get_db_prep_value(now + timedelta(seconds=ttl), connection),
              cls._meta.pk.get_db_prep_value(pk, connection), cls.Status.QUEUED, cls.Status.RUNNING,
              expires.get_db_prep_value(now, connection)],
@@ -209,16 +230,15 @@ class Run(models.Model):
     # Lifecycle -----------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, workflow, version, inputs, *, mode=Mode.FULL, trigger=Trigger.API, user=None):
-        """Create a run of `version` and hand it to a worker after commit.
+    def start(cls, workflow, version, inputs, *, mode=Mode.FULL, trigger=Trigger.API, user=None, user_id=None):
+        """Create a run of `version` (by `user`, or the user with id `user_id`) and hand it to
+        a worker after commit.
 
         `inputs` must already be checked (`WorkflowSpec.check_inputs`). A validate-mode run
         executes nothing: it finishes at once with a report.
         """
-        from .tasks import enqueue_run
-
         run = cls(organization_id=workflow.organization_id, workflow=workflow, version=version, inputs=inputs,
-                  mode=mode, trigger=trigger, created_by=user if getattr(user, "pk", None) else None)
+                  mode=mode, trigger=trigger, created_by_id=user_id or getattr(user, "pk", None))
         now = timezone.now()
         events = [NewEvent(run.pk, 1, "run.queued", {
             "workflow": workflow.slug, "version": version.number, "mode": mode, "trigger": trigger}, now)]
@@ -231,13 +251,20 @@ class Run(models.Model):
             events.append(NewEvent(run.pk, 2, f"run.{run.status}", {"status": run.status, "outputs": run.outputs},
                                    now))
         run.last_seq = len(events)
-        with transaction.atomic():
-            # A new row: nobody else can see it yet, so no lock is needed to number its events.
-            run.save(force_insert=True)
-            RunEvent.insert_all(events)
-            transaction.on_commit(partial(events_module.publish_all, events))
-            if mode != cls.Mode.VALIDATE:
-                enqueue_run(run.pk)
+        # A new row: nobody else can see it yet, so no lock is needed to number its events.
+        run_sql, run_params = _insert_sql(cls, [run], cls._meta.concrete_fields)
+        events_sql, events_params = _insert_sql(RunEvent, events, RunEvent.insert_fields())
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            # One statement is one transaction: the run and its first event in a single trip.
+            _execute(f"WITH new_run AS ({run_sql}) {events_sql}", run_params + events_params)
+            run._state.adding = False
+            _started(run, events)
+        else:
+            with transaction.atomic():
+                _execute(run_sql, run_params)
+                run._state.adding = False
+                _execute(events_sql, events_params)
+                transaction.on_commit(partial(_started, run, events))
         return run
 
     def validation_report(self):
@@ -596,14 +623,13 @@ class RunEvent(models.Model):
         return f"{self.seq} {self.type}"
 
     @classmethod
+    def insert_fields(cls):
+        return [f for f in cls._meta.concrete_fields if not f.primary_key]
+
+    @classmethod
     def insert_all(cls, events):
         """One multi-row INSERT (events are never read back by id where they are written)."""
-        qn = connection.ops.quote_name
-        fields = [f for f in cls._meta.concrete_fields if not f.primary_key]
-        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        params = [value for event in events for value in _column_values(event, fields)]
-        _execute(f"INSERT INTO {qn(cls._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-                 f"VALUES {', '.join([row] * len(events))}", params)
+        _execute(*_insert_sql(cls, events, cls.insert_fields()))
 
     def as_message(self):
         return {
@@ -634,6 +660,12 @@ class Artifact(models.Model):
     class Meta:
         ordering = ["run", "name"]
         constraints = [models.UniqueConstraint(fields=["run", "name"], name="unique_artifact_name")]
+
+    @classmethod
+    def insert_all(cls, artifacts):
+        """One multi-row INSERT, in the caller's transaction (no savepoint of its own)."""
+        if artifacts:
+            _execute(*_insert_sql(cls, artifacts, [f for f in cls._meta.concrete_fields if not f.primary_key]))
 
     def __str__(self):
         return self.name

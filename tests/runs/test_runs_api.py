@@ -3,7 +3,9 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
+from accounts.models import ApiKey
 from runs.models import Run, RunEvent, Step
 from workflows.models import Workflow
 
@@ -120,6 +122,23 @@ def test_starting_answers_at_once_with_a_queued_run(api_as, bob, linear, enqueue
     assert enqueued == [body["id"]]  # handed to a worker once, after commit
     assert not run.steps.exists()
     assert list(run.events.values_list("seq", "type")) == [(1, "run.queued")]
+
+
+def test_the_start_answer_is_the_runs_list_entry(api_as, bob, linear, enqueued):
+    # The start answer is built by hand for speed; it must say what the list says.
+    body = body_of(start(api_as(bob), workflow="linear", inputs={"topic": "tides"}), 201)
+    listed = body_of(api_as(bob).get(RUNS), 200)["results"]
+    assert [body] == listed
+    assert body["created_by"] == bob.email and body["workflow"] == "linear" and body["version"] == 1
+
+
+def test_a_key_starts_runs_as_its_creator(alice, acme, linear, enqueued):
+    _, raw = ApiKey.issue(acme, "ci", ["read", "execute"], created_by=alice)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    body = body_of(start(client, workflow="linear", inputs={"topic": "x"}), 201)
+    run = Run.objects.get(pk=body["id"])
+    assert run.created_by == alice and body["created_by"] == alice.email
 
 
 def test_every_input_problem_is_listed(api_as, alice, acme):
