@@ -35,6 +35,11 @@ def _local_secret(name):
 SECRET_KEY = env("SECRET_KEY", default=None) or _local_secret("secret_key")
 # Encrypts provider credentials at rest; separate so rotating SECRET_KEY keeps them readable.
 CRYPTOGRAPHY_KEY = env("CRYPTOGRAPHY_KEY", default=None) or _local_secret("cryptography_key")
+# Old CRYPTOGRAPHY_KEYs that still decrypt (never encrypt) until rotate_credentials_key has run.
+CRYPTOGRAPHY_KEY_FALLBACKS = env.list("CRYPTOGRAPHY_KEY_FALLBACKS", default=[])
+# Environment variables a workflow source may read its key from (`api_key_env`), as shell
+# patterns; editors choose the name, so keep it to provider keys.
+PROVIDER_KEY_ENV_ALLOWED = env.list("PROVIDER_KEY_ENV_ALLOWED", default=["*_API_KEY"])
 # Debug pages and verbose errors; never on in production.
 DEBUG = env.bool("DEBUG", default=False)
 # Host names this server answers to.
@@ -160,6 +165,14 @@ TEST_MODE_MAX_TOKENS = env.int("TEST_MODE_MAX_TOKENS", default=20000)
 # Largest single artifact file; larger outputs are noted, not stored.
 ARTIFACT_MAX_BYTES = env.int("ARTIFACT_MAX_BYTES", default=10 * 1024 * 1024)
 
+# Provider calls: tries of one source after its first retryable failure, before its fallbacks
+# (a source's options.max_retries overrides), and the longest a retry-after is waited out.
+PROVIDER_MAX_RETRIES = env.int("PROVIDER_MAX_RETRIES", default=2)
+PROVIDER_MAX_RETRY_WAIT_S = env.float("PROVIDER_MAX_RETRY_WAIT_S", default=60)
+# Circuit breaker per credential: consecutive failures that open it, and its cool-down.
+BREAKER_FAILURES = env.int("BREAKER_FAILURES", default=5)
+BREAKER_COOLDOWN_S = env.float("BREAKER_COOLDOWN_S", default=30)
+
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -235,5 +248,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     # Huey logs every task at INFO, the reaper's each minute included.
-    "loggers": {"django.channels.server": {"level": "WARNING"}, "huey": {"level": env("HUEY_LOG_LEVEL", default="WARNING")}},
+    # The vendor SDKs' HTTP client logs every request at INFO.
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        "huey": {"level": env("HUEY_LOG_LEVEL", default="WARNING")},
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }

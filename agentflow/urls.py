@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 api_v1 = [
     path("", include("accounts.api")),
+    path("", include("providers.api")),
     path("", include("workflows.api")),
     path("", include("runs.api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -14,6 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
     path("accounts/", include("accounts.urls")),
+    path("settings/", include("providers.urls")),
     path("runs/", include("runs.urls")),
     path("", include("workflows.urls")),
 ]

@@ -80,7 +80,7 @@ class StepSerializer(serializers.ModelSerializer):
         model = Step
         fields = [
             "node_id", "node_type", "map_index", "attempt", "status", "input", "output", "error", "timings",
-            "duration_ms", "tokens", "tokens_estimated", "cost", "provider", "model", "queue_wait_ms",
+            "duration_ms", "tokens", "tokens_estimated", "cost", "source", "provider", "model", "queue_wait_ms",
         ]
 
     @extend_schema_field(_StepTimingsSerializer)

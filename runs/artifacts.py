@@ -31,7 +31,7 @@ def _trace(run, about, steps):
                 "started_at": s.started_at, "finished_at": s.finished_at, "duration_ms": s.duration_ms,
                 "input_tokens": s.input_tokens, "output_tokens": s.output_tokens,
                 "tokens_estimated": s.tokens_estimated, "cost_usd": str(s.cost_usd),
-                "provider": s.provider, "model": s.model, "queue_wait_ms": s.queue_wait_ms,
+                "source": s.source, "provider": s.provider, "model": s.model, "queue_wait_ms": s.queue_wait_ms,
             }
             for s in sorted(steps, key=lambda s: (s.started_at is None, s.started_at or 0, s.map_index or 0))
         ],
@@ -65,15 +65,33 @@ def save(run, files, writer, replace=True):
 
     `replace=False` when the run cannot have any yet. The artifact keeps its name as given (an output may be called "notes/today"); the file
     on disk gets a safe name of its own."""
-    for old in Artifact.objects.filter(run=run) if replace else ():
+    # Files the steps stored themselves (generated images) stay; the documents are remade.
+    for old in Artifact.objects.filter(run=run).exclude(pk__in=_stored_by_steps(run)) if replace else ():
         old.file.delete(save=False)
         old.delete()
-    new = []
-    for name, content_type, body in files:
-        artifact = Artifact(organization_id=run.organization_id, run=run, name=name, content_type=content_type,
-                            size=len(body), sha256=hashlib.sha256(body).hexdigest())
-        artifact.file.save(get_valid_filename(name.replace("/", "_")) or "artifact", ContentFile(body), save=False)
-        new.append(artifact)
-    Artifact.insert_all(new)
+    Artifact.insert_all([_artifact(run, name, content_type, body) for name, content_type, body in files])
     if files:
         writer.emit("log", {"message": f"saved {len(files)} artifact(s)", "artifacts": [f[0] for f in files]})
+
+
+def _artifact(run, name, content_type, body):
+    artifact = Artifact(organization_id=run.organization_id, run=run, name=name, content_type=content_type,
+                        size=len(body), sha256=hashlib.sha256(body).hexdigest())
+    artifact.file.save(get_valid_filename(name.replace("/", "_")) or "artifact", ContentFile(body), save=False)
+    return artifact
+
+
+def _stored_by_steps(run):
+    return Artifact.objects.filter(run=run, content_type__startswith="image/").values("pk")
+
+
+def store(run, name, content_type, body):
+    """Store one file a step made (a generated image) as artifact `name` at once, replacing
+    the file of an earlier attempt of that step. Refused over the size cap."""
+    cap = settings.ARTIFACT_MAX_BYTES
+    if len(body) > cap:
+        raise ValueError(f"{name} is {len(body)} bytes, over the {cap}-byte artifact limit")
+    for old in Artifact.objects.filter(run=run, name=name):
+        old.file.delete(save=False)
+        old.delete()
+    Artifact.insert_all([_artifact(run, name, content_type, body)])

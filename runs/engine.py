@@ -27,7 +27,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from providers import pricing
-from providers.base import ChatRequest, Interrupted, ProviderError, provider_class
+from providers import calls
+from providers.base import ChatRequest, Interrupted, ProviderError
 from workflows import templating
 from workflows.models import WorkflowVersion
 from workflows.spec import WorkflowSpec
@@ -589,6 +590,17 @@ class _Engine:
             except Interrupted:
                 return "interrupted", "interrupted", ctx.record
 
+    def store_artifact(self, name, content_type, data):
+        with self._tx() as w:
+            artifacts.store(self.run, name, content_type, data)
+            w.emit("log", {"message": f"saved artifact {name}", "artifacts": [name]})
+
+    def log_step(self, step, message, data=None):
+        """A `log` event about a step (queue waits, provider retries, fallbacks)."""
+        with self._tx() as w:
+            w.emit("log", {"step": step.pk, "node": step.node_id, "map_index": step.map_index,
+                           "message": message, **(data or {})})
+
     def _retrying(self, step, message, delay):
         with self._tx() as w:
             w.emit("step.retrying", {**step.summary(), "error": message, "delay_s": round(delay, 3)})
@@ -736,7 +748,7 @@ class StepRecord:
         self.input_tokens = self.output_tokens = 0
         self.tokens_estimated = False
         self.cost = Decimal("0")
-        self.provider = self.model = ""
+        self.source = self.provider = self.model = ""
         self.queue_wait_ms = 0
 
     def apply(self, step):
@@ -745,7 +757,7 @@ class StepRecord:
         step.input_tokens, step.output_tokens = self.input_tokens, self.output_tokens
         step.tokens_estimated = self.tokens_estimated
         step.cost_usd = self.cost
-        step.provider, step.model = self.provider, self.model
+        step.source, step.provider, step.model = self.source, self.provider, self.model
         step.queue_wait_ms = self.queue_wait_ms
 
 
@@ -773,6 +785,12 @@ class _Context(NodeContext):
 
     def record_input(self, data):
         self.record.input = data
+
+    def save_artifact(self, name, content_type, data):
+        try:
+            self.engine.call(self.engine.store_artifact, name, content_type, data)
+        except ValueError as exc:
+            raise StepFailed(str(exc))
 
     def predecessors(self):
         return self.spec.predecessors(self.node.id)
@@ -803,18 +821,40 @@ class _Context(NodeContext):
                  stream=False):
         engine = self.engine
         config = self.spec.sources[source]
-        options = dict(config.options)
-        provider = provider_class(config.provider)(model=config.model, options=options, base_url=config.base_url)
         request = ChatRequest(
-            model=config.model, prompt=prompt, system=system,
-            temperature=temperature if temperature is not None else options.get("temperature"),
-            max_tokens=max_tokens or options.get("max_tokens"),
+            model=config.model, prompt=prompt, system=system, temperature=temperature, max_tokens=max_tokens,
             json_schema=json_schema, stream=stream, idempotency_key=self.step.idempotency_key,
             timeout_s=self.node.timeout_s,
         )
+        on_delta = None
+        if stream:
+            run_id, step_id, node_id = engine.run.pk, self.step.pk, self.step.node_id
+
+            def on_delta(text):
+                events.publish_delta(run_id, step_id, node_id, text)
+
+        return self._through_sources(source, config, prompt + system, max_tokens or config.options.get("max_tokens"),
+                                     lambda: calls.complete(
+                                         engine.run.organization_id, self.spec.sources, self.spec.queues, source,
+                                         request, queue=self.node.queue, lane=self.node.lane, on_delta=on_delta,
+                                         **self._call_hooks()))
+
+    def generate_image(self, source, *, prompt, size=None):
+        engine = self.engine
+        config = self.spec.sources[source]
+        return self._through_sources(source, config, prompt, None, lambda: calls.generate_image(
+            engine.run.organization_id, self.spec.sources, self.spec.queues, source, prompt, size=size,
+            queue=self.node.queue, lane=self.node.lane, timeout_s=self.node.timeout_s, **self._call_hooks()))
+
+    def _call_hooks(self):
+        return {"should_stop": self._should_stop, "on_queue_wait": self._queue_wait, "on_retry": self._provider_retry}
+
+    def _through_sources(self, source, config, prompt, max_tokens, call):
+        """Admit the call against the run's limits, make it, and record who served it."""
+        engine = self.engine
         estimate = None
         if engine.max_cost() is not None:
-            estimate = pricing.estimate(config.provider, config.model, options, prompt + system, request.max_tokens)
+            estimate = pricing.estimate(config.provider, config.model, config.options, prompt, max_tokens)
         # Limits are checked on the engine thread, which owns the tally of tokens and cost.
         # A cancel recorded before the step started was seen under the run's row lock when
         # it started; one recorded since has set `stop` (heartbeat), checked here.
@@ -823,28 +863,30 @@ class _Context(NodeContext):
         elif engine.stop.is_set():
             raise Interrupted()
         try:
-            completion = self._complete(provider, request, stream)
+            served = call()
         finally:
             if estimate is not None and not engine.closed:
                 engine.call(engine.settle_call, estimate)
+        result = served.result
         record = self.record
-        record.provider, record.model = completion.provider, completion.model
-        record.input_tokens += completion.usage.input_tokens
-        record.output_tokens += completion.usage.output_tokens
-        record.tokens_estimated = record.tokens_estimated or completion.usage.estimated
-        record.cost += pricing.cost(config.provider, completion.model, options, completion.usage)
-        return completion
+        record.source, record.provider, record.model = served.source, served.provider, served.model
+        record.queue_wait_ms += int(served.queue_wait_s * 1000)
+        record.input_tokens += result.usage.input_tokens
+        record.output_tokens += result.usage.output_tokens
+        record.tokens_estimated = record.tokens_estimated or result.usage.estimated
+        record.cost += pricing.cost(served.provider, served.model, served.options, result.usage)
+        if served.failures:
+            engine.call(engine.log_step, self.step, f"served by {served.source} after: " + "; ".join(served.failures))
+        return result
 
-    def _complete(self, provider, request, stream):
-        engine = self.engine
-        on_delta = None
-        if stream:
-            run_id, step_id, node_id = engine.run.pk, self.step.pk, self.step.node_id
+    def _queue_wait(self, queue_name, seconds):
+        # Called about once a second while waiting; the page shows the latest.
+        if int(seconds) in (1, 5) or int(seconds) % 15 == 0:
+            self.engine.call(self.engine.log_step, self.step, f"waiting for queue {queue_name} ({seconds:.0f} s)",
+                             {"queue": queue_name, "waited_s": round(seconds, 1)})
 
-            def on_delta(text):
-                events.publish_delta(run_id, step_id, node_id, text)
-
-        return provider.complete(request, on_delta=on_delta, should_stop=self._should_stop)
+    def _provider_retry(self, source, error, delay):
+        self.engine.call(self.engine.log_step, self.step, f"{source}: {error}; trying again in {delay:.1f} s")
 
 
 class _Heartbeat(threading.Thread):

@@ -478,7 +478,7 @@ class FencedRunWriter(RunWriter):
 
 # What a step's progress changes; the rest (run, node, index, key) is fixed at insert.
 _STEP_PROGRESS = ("attempt", "status", "input", "output", "error", "started_at", "finished_at", "input_tokens",
-                  "output_tokens", "tokens_estimated", "cost_usd", "provider", "model", "queue_wait_ms")
+                  "output_tokens", "tokens_estimated", "cost_usd", "source", "provider", "model", "queue_wait_ms")
 
 
 @functools.cache
@@ -524,6 +524,7 @@ class Step(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)
     tokens_estimated = models.BooleanField(default=False)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    source = models.CharField(max_length=64, blank=True)  # the spec source that served it (primary or fallback)
     provider = models.CharField(max_length=50, blank=True)
     model = models.CharField(max_length=100, blank=True)
     queue_wait_ms = models.PositiveIntegerField(default=0)

@@ -5,15 +5,20 @@ with a frozen spec; publishing turns a draft into a published version. Versions 
 edited, so a run pinned to a version always sees the spec it started with.
 """
 import functools
+import json
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, models, transaction
 from django.db.models import Max
+from django.db.models.functions import Cast
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import AuditEvent, OrgQuerySet, Organization
 from agentflow.db import Columns, fetch_one
+from providers import credentials
+from providers.models import Credential, CredentialUse, credential_uses
 
 from . import spec as specs
 
@@ -31,7 +36,8 @@ def validate(data, organization=None):
 
     Raises InvalidSpec with every error at once.
     """
-    report = specs.validate_spec(data, limits=specs.Limits(**settings.AGENTFLOW_SPEC_LIMITS))
+    names = credentials.credential_names(organization) if organization is not None else None
+    report = specs.validate_spec(data, limits=specs.Limits(**settings.AGENTFLOW_SPEC_LIMITS), credential_names=names)
     if not report.valid:
         raise InvalidSpec(report.errors)
     return report.spec
@@ -236,3 +242,16 @@ def _version_columns():
 @functools.cache
 def _workflow_columns():
     return Columns(Workflow, "w")
+
+
+@receiver(credential_uses, sender=Credential, dispatch_uid="workflows.credential_uses")
+def _published_uses(credential, **kwargs):
+    """Published versions of workflows that are not archived whose sources name `credential`
+    (archiving a workflow is how its published versions let go of a credential)."""
+    versions = (WorkflowVersion.objects
+                .filter(organization_id=credential.organization_id, state=WorkflowVersion.State.PUBLISHED)
+                .exclude(workflow__status=Workflow.Status.ARCHIVED)
+                .annotate(text=Cast("spec", models.TextField())).filter(text__contains=json.dumps(credential.name))
+                .select_related("workflow"))
+    return [CredentialUse(v.workflow.name, v.number, v.workflow_id) for v in versions
+            if any(s.get("credential") == credential.name for s in v.spec.get("sources", {}).values())]

@@ -53,6 +53,8 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from providers.base import known_providers
+
 from . import templating
 from .nodes import NODE_TYPES, InlineNode, InputNode, Node
 from .nodes.base import NAME_PATTERN, StrictModel
@@ -910,6 +912,11 @@ def _check_references(parts: _Parts, graph: _Graph, credential_names, errors: _E
                 errors.add(loc + ("fallbacks", j), "reference.fallback_self",
                            "a source cannot fall back to itself")
         _check_queue(parts, loc, source.queue, source.lane, errors)
+        if source.provider not in known_providers():
+            errors.add(loc + ("provider",), "reference.unknown_provider",
+                       f"there is no provider {source.provider!r}; known: {', '.join(known_providers())}")
+        elif source.provider != "mock" and not source.model:
+            errors.add(loc + ("model",), "source.model_required", f"a {source.provider} source needs a model")
         if (credential_names is not None and source.credential is not None
                 and source.credential not in credential_names):
             errors.add(loc + ("credential",), "reference.unknown_credential",

@@ -15,8 +15,9 @@ def flaky(call_log, retryable, retry=RETRY):
         node["retry"] = retry
     return spec(
         [node], [("start", "call")],
-        sources={"model": mock_source(call_log=call_log, responses=[{"match": "flaky", "text": "finally"}], fail=[
-            {"match": "flaky", "error": "overloaded", "retryable": retryable, "times": 2}])},
+        # No retries inside the call: these tests are about the node's own retry policy.
+        sources={"model": mock_source(call_log=call_log, max_retries=0, responses=[{"match": "flaky", "text": "finally"}],
+                                      fail=[{"match": "flaky", "error": "overloaded", "retryable": retryable, "times": 2}])},
     )
 
 

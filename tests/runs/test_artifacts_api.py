@@ -16,9 +16,9 @@ SECRET = "sk-live-0123456789abcdefSECRET"
 @pytest.fixture
 def finished(api_as, alice, acme, worker, monkeypatch):
     """A succeeded run of a workflow whose source takes its key from the environment."""
-    monkeypatch.setenv("ACME_LLM_KEY", SECRET)
+    monkeypatch.setenv("ACME_LLM_API_KEY", SECRET)
     spec = linear_spec()
-    spec["sources"]["writer"]["api_key_env"] = "ACME_LLM_KEY"
+    spec["sources"]["writer"]["api_key_env"] = "ACME_LLM_API_KEY"
     make_workflow(acme, spec, slug="keyed")
     response = api_as(alice).post(RUNS, {"workflow": "keyed", "inputs": {"topic": "tides"}}, format="json")
     run = Run.objects.get(pk=body_of(response, 201)["id"])

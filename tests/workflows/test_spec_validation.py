@@ -228,12 +228,24 @@ def test_it_checks_router_rules():
     assert validate_spec(spec).valid
 
 
+def test_it_names_unknown_providers_and_missing_models():
+    spec = linear_spec()
+    spec["sources"]["other"] = {"kind": "llm", "provider": "acme-ai", "model": "x"}
+    spec["sources"]["claude"] = {"kind": "llm", "provider": "anthropic"}
+
+    report = validate_spec(spec)
+
+    assert codes_at(report) == {("$.sources.other.provider", "reference.unknown_provider"),
+                                ("$.sources.claude.model", "source.model_required")}
+
+
 def test_it_checks_source_queue_lane_and_credential_references():
     spec = linear_spec()
     spec["queues"] = {"openai": {"max_requests_per_minute": 60, "sub_queues": {"batch": {"weight": 1}}}}
     spec["sources"]["writer"].update(credential="prod-openai", queue="openai", lane="interactive",
                                      fallbacks=["backup", "writer"])
-    spec["sources"]["pics"] = {"kind": "image", "provider": "openai", "api_key_env": "OPENAI_KEY"}
+    spec["sources"]["pics"] = {"kind": "image", "provider": "openai", "model": "gpt-image-1",
+                               "api_key_env": "OPENAI_KEY"}
     spec["nodes"][1]["queue"] = "anthropic"
     spec["nodes"][2]["source"] = "pics"
 

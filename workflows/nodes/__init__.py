@@ -18,6 +18,7 @@ from .transform import TransformNode
 from .map import InlineNode, MapNode
 from .human import HumanNode
 from .output import OutputNode
+from .image import ImageNode
 
 NODE_TYPES: dict[str, type[NodeBase]] = {
     cls.type_name(): cls for cls in NodeBase.__subclasses__()
@@ -28,5 +29,5 @@ Node = Annotated[Union[tuple(NODE_TYPES.values())], Field(discriminator="type")]
 __all__ = [
     "NODE_TYPES", "Node", "NodeBase", "RetryPolicy", "SourceRef", "TemplateField", "Route",
     "InputNode", "LlmNode", "RouterNode", "ConditionNode", "AggregatorNode", "TransformNode",
-    "InlineNode", "MapNode", "HumanNode", "OutputNode",
+    "InlineNode", "MapNode", "HumanNode", "OutputNode", "ImageNode",
 ]

@@ -141,6 +141,15 @@ class NodeContext:
         returns a providers.base.Completion. Raises StepFailed."""
         raise NotImplementedError
 
+    def generate_image(self, source: str, *, prompt: str, size=None):
+        """Generate an image with the named image source (queue, retries, fallbacks as for
+        call_llm); returns a providers.base.ImageResult. Raises StepFailed."""
+        raise NotImplementedError
+
+    def save_artifact(self, name: str, content_type: str, data: bytes):
+        """Store `data` as the run's artifact `name` now (replacing one of an earlier attempt)."""
+        raise NotImplementedError
+
     def outputs_of(self, node_ids) -> dict:
         """{id: output} for those of `node_ids` that succeeded, in the given order."""
         raise NotImplementedError
