@@ -3,7 +3,8 @@ steps, its controls (cancel, approve or reject, retry) and its artifact download
 
 Every row is read through `for_org(request.access.organization)`, so another organization's
 run, workflow or artifact is a 404; an action the role does not allow is a 403. Pages work
-without JavaScript; static/js/run.js refreshes a live run from `?fragment=1`.
+without JavaScript; static/js/run.js keeps a live run current: it listens on the run's
+WebSocket and re-fetches the page's live part (`?fragment=1`) when events arrive.
 """
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,11 +19,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from workflows.models import Workflow
 
+from .engine import spec_of
 from .forms import RunFilterForm, RunForm
+from .graph import layout, timeline
 from .models import ApproverRoleRequired, Artifact, DecisionError, Run, Step
 
 RUNS_PER_PAGE = 50
 RECENT = 20
+# Artifacts the run page shows inline as <img>. Not SVG: it can carry script.
+INLINE_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 
 def _require(request, action):
@@ -79,7 +84,8 @@ def _run_target(workflow):
 @login_required
 @require_http_methods(["GET", "POST"])
 def workflow_detail(request, slug):
-    """A workflow: description, versions, recent runs, and (for editors) the run form.
+    """A workflow: description, the graph of the version it runs, versions, recent runs, and
+    (for editors) the run form.
 
     A valid POST starts a run and redirects to it; an invalid one shows every problem next
     to its field and starts nothing.
@@ -89,22 +95,24 @@ def workflow_detail(request, slug):
     _require(request, "view")
     can_run = request.access.can("run") and workflow.status != Workflow.Status.ARCHIVED
     version, modes = _run_target(workflow)
+    spec = version.typed_spec() if version is not None else None
     form = None
     if request.method == "POST":
         _require(request, "run")
         if not can_run or version is None:
             messages.error(request, "This workflow cannot be run: it is archived or has no version.")
             return redirect("workflows:detail", slug=workflow.slug)
-        form = RunForm(version.typed_spec(), request.POST, modes=modes)
+        form = RunForm(spec, request.POST, modes=modes)
         if form.is_valid():
             run = Run.start(workflow, version, form.cleaned_data["inputs"], mode=form.cleaned_data["mode"],
                             trigger=Run.Trigger.MANUAL, user=request.user)
             messages.success(request, f"Run started: {workflow.name} v{version.number}, {run.get_mode_display().lower()} mode.")
             return redirect("runs:detail", pk=run.pk)
     elif can_run and version is not None:
-        form = RunForm(version.typed_spec(), modes=modes)
+        form = RunForm(spec, modes=modes)
 
     context = {
+        "graph": layout(spec) if spec is not None else None,
         "workflow": workflow,
         "versions": workflow.versions.select_related("author").order_by("-number"),
         "run_version": version,
@@ -153,24 +161,43 @@ def _decisions(request, steps):
     return waiting
 
 
+def _titles(spec):
+    """{node id: title} of the spec's nodes (a map's item steps carry the map's id)."""
+    return {node.id: node.title for node in spec.nodes}
+
+
 @never_cache
 @login_required
 @require_GET
 def run_detail(request, pk):
-    """A run: header, steps, outputs, artifacts and controls. `?fragment=1` returns only the
-    live part, which run.js fetches every 2 s while the run is not finished."""
+    """A run: header, graph, timeline, steps, outputs, artifacts and controls.
+
+    `?fragment=1` returns only the live part (everything below the page title), which
+    run.js fetches when the run's events say something changed, or every few seconds
+    when it cannot listen. The live part carries the seq of the last event it reflects.
+    """
     run = _run(request, pk)
     _require(request, "view")
+    now = timezone.now()
     steps = list(_steps(run))
+    spec = spec_of(run.version)
+    titles = _titles(spec)
+    for step in steps:
+        step.title = titles.get(step.node_id, "")
+    artifacts = list(Artifact.objects.for_org(run.organization).filter(run=run))
+    for artifact in artifacts:
+        artifact.inline = artifact.content_type in INLINE_IMAGES
     can_run = request.access.can("run")
     context = {
         "run": run,
         "steps": steps,
+        "graph": layout(spec, steps),
+        "timeline": timeline(run, steps, now),
         "decisions": _decisions(request, steps),
-        "artifacts": Artifact.objects.for_org(run.organization).filter(run=run),
+        "artifacts": artifacts,
         "can_cancel": can_run and run.status in Run.ACTIVE,
         "can_retry": can_run and run.status in (Run.Status.FAILED, Run.Status.CANCELLED),
-        "outputs": [(name, value, isinstance(value, str)) for name, value in sorted((run.outputs or {}).items())],
+        "outputs": sorted((run.outputs or {}).items()),
     }
     if request.GET.get("fragment"):
         return render(request, "runs/_live.html", context)
@@ -232,6 +259,9 @@ def run_retry(request, pk):
 @login_required
 @require_GET
 def artifact_download(request, pk, name):
+    """The artifact's file as a download; `?inline=1` serves an image (INLINE_IMAGES) for an
+    <img> on the run page instead. Every other type is always an attachment, so no file a
+    run wrote is ever opened as a page of this site."""
     run = _run(request, pk)
     _require(request, "view")
     artifact = get_object_or_404(Artifact.objects.for_org(run.organization), run=run, name=name)
@@ -239,4 +269,8 @@ def artifact_download(request, pk, name):
         handle = artifact.file.open("rb")
     except FileNotFoundError:
         raise Http404("The artifact's file is missing.")
-    return FileResponse(handle, as_attachment=True, filename=artifact.name, content_type=artifact.content_type)
+    inline = bool(request.GET.get("inline")) and artifact.content_type in INLINE_IMAGES
+    response = FileResponse(handle, as_attachment=not inline, filename=artifact.name,
+                            content_type=artifact.content_type)
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response

@@ -7,6 +7,13 @@ from runs.models import Run, Step
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TICKET = "I was charged twice for my March invoice. Please refund the duplicate payment."
+ICONS = {"succeeded": "✓", "cancelled": "⊘", "waiting": "‖"}
+
+
+def badge(status):
+    """A status badge as the pages write it: an icon (hidden from screen readers) and the word."""
+    return (f'<span class="badge badge-{status}"><span class="status-icon" aria-hidden="true">{ICONS[status]}</span> '
+            f'{status.capitalize()}</span>')
 
 
 def start(client, slug, **inputs):
@@ -31,24 +38,30 @@ def test_submitting_the_form_runs_the_workflow_and_shows_its_steps_and_outputs(
     response = client.get(f"/runs/{run.pk}/")
     html = response.content.decode()
     assert response.status_code == 200
-    assert '<span class="badge badge-succeeded">Succeeded</span>' in html
+    assert badge("succeeded") in html
     for step in Step.objects.filter(run=run):
         assert step.status == "succeeded"
         assert f'<span class="mono">{step.node_id}</span>' in html
-    assert html.count('<span class="badge badge-succeeded">Succeeded</span>') == 1 + Step.objects.filter(run=run).count()
+        # Its node in the graph links to its panel and says its status in words.
+        assert f'<a href="#step-{step.pk}" id="graph-node-{step.node_id}" class="graph-link" aria-label="{step.node_id}' in html
+        assert f'id="step-{step.pk}"' in html
+    assert html.count(badge("succeeded")) == 1 + Step.objects.filter(run=run).count()
     assert '<h3 class="output-name">notes</h3>' in html
-    assert "Bees (advanced)" in html
+    assert "<h4>Bees (advanced)</h4>" in html  # the output's Markdown, rendered under its name
     assert "Cancel run" not in html and "Retry failed steps" not in html
-    assert 'data-terminal="true"' in html
+    assert 'data-terminal="true"' in html and f'data-last-seq="{run.last_seq}"' in html
     assert "/static/js/run.js" in html
+    assert f'data-socket-path="/ws/runs/{run.pk}/"' in html and f'data-events-url="/api/v1/runs/{run.pk}/events/"' in html
 
 
 def test_the_live_fragment_holds_the_steps_without_the_page(acme, bob, client_as, install_workflow, worker):
     install_workflow("learn-a-topic")
     client = client_as(bob)
     run = start(client, "learn-a-topic", topic="bees", level="beginner")
+    run.refresh_from_db()
     html = client.get(f"/runs/{run.pk}/?fragment=1").content.decode()
     assert "<html" not in html and 'id="steps-title"' in html and 'data-run-status="succeeded"' in html
+    assert f'data-last-seq="{run.last_seq}"' in html and '<svg class="graph"' in html and 'class="tl-rows"' in html
 
 
 def test_artifacts_download_as_attachments(acme, bob, client_as, install_workflow, worker):
@@ -131,7 +144,7 @@ def test_cancel_from_the_page_and_retry(acme, bob, client_as, install_workflow, 
     run.refresh_from_db()
     assert run.status == "cancelled"
     html = response.content.decode()
-    assert "The run is cancelled." in html and '<span class="badge badge-cancelled">Cancelled</span>' in html
+    assert "The run is cancelled." in html and badge("cancelled") in html
     assert "Retry failed steps" in html and "Cancel run" not in html
     assert Step.objects.get(run=run, node_id="approve").status == "cancelled"
 
