@@ -121,7 +121,7 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Redis: optional. Without it Huey uses a SQLite file and channels an in-process layer.
+# Redis: optional. Without it Huey and the channel layer each use a SQLite file.
 REDIS_URL = env("REDIS_URL", default="")
 
 if REDIS_URL:
@@ -147,7 +147,19 @@ else:
         "immediate": False,
         "utc": True,
     }
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Web server and worker are separate processes: live events travel through a small
+    # SQLite file of their own (agentflow/channel_layer.py), polled by the web server.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "agentflow.channel_layer.SqlitePubSubChannelLayer",
+            "CONFIG": {
+                # The file every web server and worker process of this install shares.
+                "path": env("CHANNEL_LAYER_FILE", default=str(VAR_DIR / "channels.sqlite3")),
+                # Seconds between the web server's reads of that file (the live delay it adds).
+                "poll_interval": env.float("CHANNEL_LAYER_POLL_S", default=0.05),
+            },
+        }
+    }
 # Worker processes started by `manage.py start` (the Huey consumer's -w).
 HUEY_WORKERS = env.int("HUEY_WORKERS", default=2)
 

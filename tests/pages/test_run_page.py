@@ -2,7 +2,7 @@
 outputs, artifacts, approvals, cancel and retry, all through the web pages."""
 import pytest
 
-from runs.models import Run, Step
+from runs.models import Run, RunEvent, Step
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -157,3 +157,20 @@ def test_cancel_from_the_page_and_retry(acme, bob, client_as, install_workflow, 
     # Retrying a run that is not failed or cancelled is refused with a message.
     response = client.post(f"/runs/{run.pk}/retry/", follow=True)
     assert "Could not retry" in response.content.decode()
+
+
+def test_a_running_step_shows_what_it_is_waiting_for(acme, bob, client_as, install_workflow):
+    install_workflow("learn-a-topic")
+    client = client_as(bob)
+    run = start(client, "learn-a-topic", topic="bees", level="beginner")  # no worker: stays queued
+    step = Step.objects.create(organization=acme, run=run, node_id="outline", node_type="llm", attempt=1,
+                               status=Step.Status.RUNNING, started_at=run.created_at)
+    RunEvent.objects.create(run=run, seq=2, type="log", data={"step": step.pk, "node": "outline",
+                                                              "message": "waiting for queue openai (5 s)"})
+    RunEvent.objects.create(run=run, seq=3, type="log", data={"step": step.pk, "node": "outline",
+                                                              "message": "waiting for queue openai (15 s)"})
+
+    html = client.get(f"/runs/{run.pk}/?fragment=1").content.decode()
+
+    assert f'<p class="step-note" data-step-note="{step.pk}"><strong>Now:</strong> waiting for queue openai (15 s)</p>' in html
+    assert "(5 s)" not in html
