@@ -400,7 +400,7 @@ local function take(ticket, lane, weight, tokens, lease, L)
     end
     local p = pass_of(lane)
     s.vt = p
-    s.lanes[lane][2] = p + 1
+    s.lanes[lane][2] = p + 1 / weight
     local waiting, idle = {}, {}
     for _, e in ipairs(queue) do waiting[e[2]] = true end
     for name, l in pairs(s.lanes) do
