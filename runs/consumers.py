@@ -113,16 +113,24 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         # Relaying a layer message touches no database connection (a gap is read through
         # database_sync_to_async, which checks connections itself), so it skips the thread
         # hop Channels makes before every handler to close stale connections.
+        if message["type"] == "run.events":
+            return await self.run_events(message)
         if message["type"] == "run.event":
             return await self.run_event(message)
         if message["type"] == "run.delta":
             return await self.run_delta(message)
         return await super().dispatch(message)
 
+    async def run_events(self, message):
+        for event in message["events"]:
+            await self._relay(event)
+
     async def run_event(self, message):
+        await self._relay(message["event"])
+
+    async def _relay(self, event):
         if self.last_seq is None:
             return  # not allowed to watch: announced while the permission was being checked
-        event = message["event"]
         seq = event["seq"]
         if seq <= self.last_seq:
             return  # already sent, from the database or an earlier announcement

@@ -365,9 +365,9 @@ class _Engine:
                 self.steps_taken += 1
             step.attempt += 1
             step.started_at, step.finished_at, step.error = now, None, ""
-            step.persist()
+            w.save_step(step)
             w.set(step_count=w.run.step_count + 1)
-            w.emit("step.started", step.summary())
+            w.emit("step.started", step.summary(), step=step)
         self.steps[(node_id, map_index)] = step
         return step
 
@@ -380,14 +380,14 @@ class _Engine:
                 step.output = output
             if record is not None:
                 record.apply(step)
-            step.persist()
+            w.save_step(step)
             w.add_usage(step)
             data = step.summary()
             if status == Step.Status.SUCCEEDED:
                 data.update(_preview(output))
             if error:
                 data["error"] = error
-            w.emit(event or f"step.{status}", data)
+            w.emit(event or f"step.{status}", data, step=step)
         return step
 
     def _skip(self, node):
@@ -397,8 +397,8 @@ class _Engine:
         with self._tx() as w:
             step.status = Step.Status.SKIPPED
             step.finished_at = timezone.now()
-            step.persist()
-            w.emit("step.skipped", step.summary())
+            w.save_step(step)
+            w.emit("step.skipped", step.summary(), step=step)
         self.steps[(node.id, None)] = step
         self.state[node.id] = Step.Status.SKIPPED
         self.candidates.update(self.successors[node.id])
@@ -536,8 +536,8 @@ class _Engine:
             step.status = Step.Status.WAITING
             if record is not None:
                 record.apply(step)
-            step.persist()
-            w.emit("step.waiting", {**step.summary(), "prompt": prompt})
+            w.save_step(step)
+            w.emit("step.waiting", {**step.summary(), "prompt": prompt}, step=step)
 
     # Node bodies, on pool threads ------------------------------------------------------
 
@@ -690,12 +690,13 @@ class _Engine:
             w.set(status=status, error=error, outputs=outputs or {}, finished_at=timezone.now(),
                   lease_owner="", lease_expires_at=None, active_s=self._active_s())
             # Steps still open end with the run; its terminal event lists them.
-            cancelled = []
-            for step in self.steps.values():
-                if step.status in (Step.Status.RUNNING, Step.Status.PENDING, Step.Status.WAITING):
-                    step.status, step.finished_at = Step.Status.CANCELLED, timezone.now()
-                    step.save(update_fields=["status", "finished_at"])
-                    cancelled.append(step.summary())
+            open_steps = [step for step in self.steps.values()
+                          if step.status in (Step.Status.RUNNING, Step.Status.PENDING, Step.Status.WAITING)]
+            for step in open_steps:
+                step.status, step.finished_at = Step.Status.CANCELLED, timezone.now()
+                w.save_step(step)
+            w.flush_steps()  # the trace and the terminal event name steps by id
+            cancelled = [step.summary() for step in open_steps]
             try:
                 with transaction.atomic():
                     files = artifacts.prepare(self.run, self.about, self.steps.values(), outputs or {})

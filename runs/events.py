@@ -7,8 +7,10 @@ event loop in a background thread, so a worker never blocks on the layer nor pay
 loop per event. That thread sends one message at a time, in the order they were handed
 over, so a run's events and a step's token deltas leave the process in order.
 
-Messages on the group `run_<id>`: {"type": "run.event", "event": RunEvent.as_message()} and
-{"type": "run.delta", "delta": {run, step, node, text}} (streamed tokens, never stored).
+Messages on the group `run_<id>`: {"type": "run.events", "events": [RunEvent.as_message(), ...]}
+(the events one transaction committed, in seq order; a single {"type": "run.event", "event": ...}
+is understood too) and {"type": "run.delta", "delta": {run, step, node, text}} (streamed
+tokens, never stored).
 """
 import asyncio
 import concurrent.futures
@@ -95,7 +97,13 @@ def publish_all(events):
     """
     if not events or get_channel_layer() is None:
         return None
-    return _hand_off([(group_name(e.run_id), {"type": "run.event", "event": e.as_message()}) for e in events])
+    # One message per run, not per event: a turn's events travel together, at the cost of
+    # one publish instead of several.
+    by_run = {}
+    for event in events:
+        by_run.setdefault(event.run_id, []).append(event.as_message())
+    return _hand_off([(group_name(run_id), {"type": "run.events", "events": messages})
+                      for run_id, messages in by_run.items()])
 
 
 def publish_delta(run_id, step_id, node_id, text):

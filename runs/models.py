@@ -374,6 +374,8 @@ class RunWriter:
         self.run = run
         self.events = []
         self.fields = set()
+        self.steps = {}  # id(step) -> Step to write when the transaction ends
+        self.step_events = []  # (event, step): events whose data names a step not yet inserted
 
     def make_durable(self):
         """Make this transaction's commit wait for the disk, on a session whose commits
@@ -393,14 +395,31 @@ class RunWriter:
             cost_usd=self.run.cost_usd + step.cost_usd,
         )
 
-    def emit(self, type, data=None):
+    def save_step(self, step):
+        """Write `step` when the transaction ends: a step that starts and ends in the same
+        transaction (a node that only computes) is one INSERT, not an INSERT and an UPDATE."""
+        self.steps[id(step)] = step
+
+    def emit(self, type, data=None, step=None):
+        """Add an event; `step`, when given, is the Step whose id goes in data["step"] once
+        it has one."""
         self.run.last_seq += 1
         self.fields.add("last_seq")
         event = NewEvent(self.run.pk, self.run.last_seq, type, data or {}, timezone.now())
         self.events.append(event)
+        if step is not None:
+            self.step_events.append((event, step))
         return event
 
+    def flush_steps(self):
+        for step in self.steps.values():
+            step.persist()
+        for event, step in self.step_events:
+            event.data["step"] = step.pk
+        self.steps, self.step_events = {}, []
+
     def flush(self):
+        self.flush_steps()
         if self.fields:
             self.run.save(update_fields=sorted(self.fields))
         self.flush_events()
@@ -445,12 +464,15 @@ class FencedRunWriter(RunWriter):
         if not durable:
             _relax_commits()
 
-    def emit(self, type, data=None):
+    def emit(self, type, data=None, step=None):
         event = NewEvent(self.run.pk, 0, type, data or {}, timezone.now())
         self.events.append(event)
+        if step is not None:
+            self.step_events.append((event, step))
         return event
 
     def flush(self):
+        self.flush_steps()
         run = self.run
         qn = connection.ops.quote_name
         assignments, params = [f"{qn('last_seq')} = {qn('last_seq')} + %s"], [len(self.events)]

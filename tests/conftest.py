@@ -8,6 +8,18 @@ from accounts.models import ApiKey, Membership, Organization, Role, User
 PASSWORD = "correct horse battery staple"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_connection_pools(django_db_setup):
+    """On PostgreSQL every process keeps a pool of connections: close it before the test
+    database is dropped, or the drop finds it still in use."""
+    yield
+    from django.db import connections
+
+    for connection in connections.all():
+        if getattr(connection, "pool", None) is not None:
+            connection.close_pool()
+
+
 @pytest.fixture
 def alice(db):
     return User.objects.create_user("alice@acme.test", PASSWORD)

@@ -72,12 +72,12 @@ def test_max_cost_holds_for_branches_running_in_parallel(acme, call_log):
     run = run_to_end(acme, document)
 
     # Each call is estimated at $4 while in flight: two fit under $9 together, a third does
-    # not, and never reaches the provider. Its failure then stops the other two, one of which
-    # may not have reached the provider yet.
+    # not, and never reaches the provider. Its failure then stops the other two, which may
+    # or may not have reached the provider yet.
     assert run.status == Run.Status.FAILED
     assert "cost limit of $9" in run.error
     assert run.cost_usd <= Decimal(9)
-    assert 1 <= sum(read_calls(call_log).values()) <= 2
+    assert sum(read_calls(call_log).values()) <= 2
 
 
 def test_test_mode_caps_the_tokens_of_a_run(acme, call_log, settings):
