@@ -345,7 +345,35 @@ class _Engine:
             self.candidates.update(self.successors[step.node_id])
             self.outputs[step.node_id] = step.output
             found = True
-        return found
+        return self._expire_waits() or found
+
+    def _expire_waits(self):
+        """Fail the human steps whose `timeout_s` passed without a decision."""
+        now = timezone.now()
+        expired = False
+        for node_id in self._waiting():
+            node, step = self.spec.node(node_id), self.steps.get((node_id, None))
+            if node.timeout_s is None or step is None or step.started_at is None:
+                continue
+            if (now - step.started_at).total_seconds() < node.timeout_s:
+                continue
+            message = f"no decision within {node.timeout_s:g} s"
+            # Deciding writes the step under the run's lock: only a step still waiting expires.
+            if not Step.objects.filter(pk=step.pk, status=Step.Status.WAITING).update(
+                    status=Step.Status.FAILED, error=message, finished_at=now):
+                continue
+            self._node_done(node, step, "failed", message, None)
+            expired = True
+        return expired
+
+    def _wake_after(self):
+        """Seconds until the first waiting human step times out, or None."""
+        now = timezone.now()
+        left = [self.spec.node(node_id).timeout_s - (now - step.started_at).total_seconds()
+                for node_id in self._waiting()
+                if (step := self.steps.get((node_id, None))) is not None and step.started_at is not None
+                and self.spec.node(node_id).timeout_s is not None]
+        return max(0.0, min(left)) if left else None
 
     def _start_step(self, node_id, node_type, map_index=None):
         """Record that a step starts (attempt + 1); returns the Step, or None when a cancel
@@ -713,7 +741,7 @@ class _Engine:
         return self.run.active_s + (time.time() - self.drive_started)
 
     def _wait(self):
-        from .tasks import enqueue_run
+        from .tasks import enqueue_run, wake_run_at
 
         waiting = self._waiting()
         with self._tx() as w:
@@ -729,6 +757,9 @@ class _Engine:
                 return Run.Status.RUNNING
             w.set(status=Run.Status.WAITING, active_s=self._active_s())
             w.emit("run.waiting", {"waiting_for": waiting})
+            wake_after = self._wake_after()
+            if wake_after is not None:
+                wake_run_at(self.run.pk, wake_after)
         return Run.Status.WAITING
 
     def _hand_back(self):

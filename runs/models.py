@@ -344,6 +344,35 @@ class Run(models.Model):
                 enqueue_run(self.pk)
         return step
 
+    @classmethod
+    def wake_if_due(cls, pk):
+        """Put a waiting run back to work when one of its human steps has run out of time
+        (the engine then fails that step). Returns whether it did."""
+        from .engine import spec_of
+        from .tasks import enqueue_run
+
+        run = cls.objects.filter(pk=pk, status=cls.Status.WAITING).select_related("version").first()
+        if run is None:
+            return False
+        spec, now = spec_of(run.version), timezone.now()
+        due = False
+        for step in Step.objects.filter(run=run, status=Step.Status.WAITING, map_index__isnull=True):
+            try:
+                timeout = spec.node(step.node_id).timeout_s
+            except KeyError:
+                continue
+            if timeout is not None and step.started_at and (now - step.started_at).total_seconds() >= timeout:
+                due = True
+        if not due:
+            return False
+        with run.writing(fenced=False) as w:
+            if w.run.status != cls.Status.WAITING:
+                return False
+            w.set(status=cls.Status.RUNNING)
+            w.emit("log", {"message": "a human step ran out of time"})
+            enqueue_run(run.pk)
+        return True
+
     def retry(self, actor=None):
         """Run a failed (or cancelled) run again from its failed steps; succeeded ones are kept."""
         from .tasks import enqueue_run

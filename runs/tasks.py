@@ -25,6 +25,17 @@ def enqueue_run(run_id):
     transaction.on_commit(lambda: execute_run(str(run_id)))
 
 
+@db_task()
+def wake_run(run_id):
+    Run.wake_if_due(run_id)
+
+
+def wake_run_at(run_id, seconds):
+    """Once the current transaction commits, have a worker look at a waiting run again in
+    `seconds` (when a human step's time is up). Huey keeps the schedule across restarts."""
+    transaction.on_commit(lambda: wake_run.schedule((str(run_id),), delay=seconds + 0.05))
+
+
 def reap_expired_runs():
     """Re-enqueue runs whose worker stopped heartbeating, and queued runs nobody picked up
     (a task lost with a crashed worker). Returns how many were re-enqueued."""

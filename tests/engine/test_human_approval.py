@@ -152,3 +152,50 @@ def test_time_spent_waiting_for_a_person_does_not_count_against_the_run_timeout(
     run.refresh_from_db()
     assert steps_of(run)["publish"].output == "published go"
     assert 0 < run.active_s < 5
+
+
+def test_a_human_step_with_a_timeout_fails_when_nobody_decides_in_time(acme, alice, monkeypatch):
+    from runs import tasks
+
+    wakes = []
+    monkeypatch.setattr(tasks, "wake_run_at", lambda run_id, seconds: wakes.append((str(run_id), seconds)))
+    document = approval()
+    document["nodes"][1]["timeout_s"] = 60
+    run = start_run(acme, document)
+
+    assert engine.execute(run.pk) == Run.Status.WAITING
+    # The worker asked to be woken at the deadline, and holds nothing meanwhile.
+    assert len(wakes) == 1 and wakes[0][0] == str(run.pk) and 55 < wakes[0][1] <= 60
+    assert Run.wake_if_due(run.pk) is False  # not yet due: stays waiting
+    Step.objects.filter(run=run, node_id="review").update(started_at=F("started_at") - timedelta(seconds=61))
+
+    assert Run.wake_if_due(run.pk) is True
+    engine.execute(run.pk)
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    review = steps_of(run)["review"]
+    assert review.status == Step.Status.FAILED and review.error == "no decision within 60 s"
+    assert "no decision within 60 s" in run.error
+    with pytest.raises(DecisionError):
+        run.decide("review", True, "too late", alice)
+    assert_events_consistent(run)
+
+
+def test_a_decision_in_time_beats_the_timeout(acme, alice, monkeypatch):
+    from runs import tasks
+
+    monkeypatch.setattr(tasks, "wake_run_at", lambda run_id, seconds: None)
+    document = approval()
+    document["nodes"][1]["timeout_s"] = 60
+    run = start_run(acme, document)
+    engine.execute(run.pk)
+
+    run.decide("review", True, "in time", alice)
+    Step.objects.filter(run=run, node_id="review").update(started_at=F("started_at") - timedelta(seconds=61))
+    assert Run.wake_if_due(run.pk) is False  # decided: nothing to wake
+    engine.execute(run.pk)
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert steps_of(run)["publish"].output == "published in time"

@@ -6,8 +6,9 @@ from .base import NodeBase, WaitForHuman
 class HumanNode(NodeBase):
     """Pauses the run until someone with `approver_role` or above approves or rejects.
 
-    Output: {"decision": "approved" | "rejected", "comment": str, "by": str}. The wait has no
-    time limit yet: an inherited `timeout_s` is accepted but not enforced on the wait.
+    Output: {"decision": "approved" | "rejected", "comment": str, "by": str}. With `timeout_s`,
+    the step fails ("no decision within N s") when nobody decides in time; a waiting run is
+    woken for that by a task scheduled at the deadline.
     """
 
     type: Literal["human"]
