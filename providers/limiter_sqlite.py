@@ -177,12 +177,23 @@ class SqliteStore:
         if getattr(local, "pid", None) != os.getpid():
             # isolation_level=None: transactions are begun by hand, as BEGIN IMMEDIATE.
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # Rate-limit state is worth nothing after a crash: skip the fsyncs.
-            conn.execute("PRAGMA synchronous=OFF")
-            conn.execute("CREATE TABLE IF NOT EXISTS queue_state "
-                         "(key TEXT PRIMARY KEY, state TEXT NOT NULL, expires REAL NOT NULL)")
-            conn.execute("DELETE FROM queue_state WHERE expires < ?", (time.time() - EPOCH,))
+            # Switching a new file to WAL can meet "database is locked" at once, without the
+            # busy timeout, when several processes open it together: try again for a while.
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    # Rate-limit state is worth nothing after a crash: skip the fsyncs.
+                    conn.execute("PRAGMA synchronous=OFF")
+                    conn.execute("CREATE TABLE IF NOT EXISTS queue_state "
+                                 "(key TEXT PRIMARY KEY, state TEXT NOT NULL, expires REAL NOT NULL)")
+                    conn.execute("DELETE FROM queue_state WHERE expires < ?", (time.time() - EPOCH,))
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        conn.close()
+                        raise
+                    time.sleep(0.05)
             local.conn, local.pid = conn, os.getpid()
         return local.conn
 

@@ -129,7 +129,7 @@ def _stop(process):
         process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def product(tmp_path_factory):
     var_dir = tmp_path_factory.mktemp("product-var")
     env = {key: value for key, value in os.environ.items()
@@ -160,7 +160,9 @@ def product(tmp_path_factory):
             cleanup()
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in the main thread until it
+# stops, which would break tests elsewhere that run their own loops (async_to_sync).
+@pytest.fixture(scope="package")
 def browser():
     try:
         from playwright.sync_api import sync_playwright
@@ -174,14 +176,14 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def charlie(product):
     """Charlie, owner of Globex: another organization than the demo one."""
     product.manage("create_org", "globex", "--owner", CHARLIE[0], "--password", CHARLIE[1], "--name", "Globex")
     return CHARLIE
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def slow_workflow(product, tmp_path_factory):
     """"slow-notes": learn-a-topic with a mock that answers after 0.6 s and streams 15 tokens a
     second, so a run lasts long enough to watch (about ten seconds), published in the demo org."""
