@@ -68,6 +68,22 @@ def _execute(sql, params, fetch=False):
         cursor.close()
 
 
+def _source_problems(organization_id, spec):
+    """What would stop each source's key from being found: a credential that cannot be
+    decrypted or belongs to another provider, an environment variable that is not set or
+    may not be read. Never says anything of the key itself."""
+    from providers.base import ProviderError
+    from providers.credentials import resolve
+
+    problems = []
+    for name, source in spec.sources.items():
+        try:
+            resolve(organization_id, source)
+        except ProviderError as exc:
+            problems.append({"path": f"$.sources.{name}", "code": "source.key", "message": exc.message})
+    return problems
+
+
 def _started(run, events):
     """After a new run is committed: announce its events and hand it to a worker."""
     from .tasks import enqueue_run
@@ -277,6 +293,7 @@ class Run(models.Model):
         except InvalidSpec as exc:
             return {"valid": False, "errors": [e.as_dict() for e in exc.errors], "nodes": []}
         _, problems = spec.check_inputs(self.inputs)
+        problems += _source_problems(self.organization_id, spec)
         return {"valid": not problems, "errors": problems, "inputs": self.inputs,
                 "nodes": [{"id": n.id, "type": n.type} for n in spec.nodes],
                 "sources": sorted(spec.sources)}

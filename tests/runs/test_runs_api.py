@@ -284,6 +284,25 @@ def test_validate_mode_returns_a_report_and_runs_nothing(api_as, alice, acme, en
     assert detail["step_count"] == 0
 
 
+def test_validate_mode_checks_that_each_source_has_its_key(api_as, alice, acme, monkeypatch):
+    monkeypatch.delenv("ACME_WRITER_API_KEY", raising=False)
+    spec = linear_spec()
+    spec["sources"]["writer"]["api_key_env"] = "ACME_WRITER_API_KEY"
+    make_workflow(acme, spec, slug="keyed")
+
+    run_id = body_of(start(api_as(alice), workflow="keyed", mode="validate", inputs={"topic": "x"}), 201)["id"]
+
+    run = Run.objects.get(pk=run_id)
+    report = run.outputs["report"]
+    assert run.status == "failed" and report["valid"] is False
+    assert report["errors"] == [{"path": "$.sources.writer", "code": "source.key",
+                                 "message": "the environment variable ACME_WRITER_API_KEY is not set"}]
+
+    monkeypatch.setenv("ACME_WRITER_API_KEY", "sk-test-value-1234")
+    run_id = body_of(start(api_as(alice), workflow="keyed", mode="validate", inputs={"topic": "x"}), 201)["id"]
+    assert Run.objects.get(pk=run_id).outputs["report"]["valid"] is True
+
+
 # Reading -----------------------------------------------------------------------------------
 
 
