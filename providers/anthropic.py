@@ -20,9 +20,8 @@ import time
 
 import anthropic
 
-from .base import (DEFAULT_TIMEOUT_S, ChatRequest, Completion, Interrupted, Provider, ProviderError, Usage, _never,
-                   call_interruptibly, connection_lost, estimate_tokens, interruptible, object_schema, register,
-                   sdk_error, unwrap_json)
+from .base import (_never, ChatRequest, Completion, Interrupted, ProviderError, SdkProvider, Usage, connection_lost,
+                   estimate_tokens, interruptible, object_schema, register, unwrap_json)
 
 ANTHROPIC_URL = "https://api.anthropic.com"
 DEFAULT_MAX_TOKENS = 4096
@@ -38,8 +37,9 @@ def _sdk_client(base_url, api_key):
 
 
 @register
-class AnthropicProvider(Provider):
+class AnthropicProvider(SdkProvider):
     name = "anthropic"
+    sdk = anthropic
 
     # Plumbing -------------------------------------------------------------------------
 
@@ -52,20 +52,6 @@ class AnthropicProvider(Provider):
             raise ProviderError("no API key: give the source a credential or api_key_env",
                                 provider=self.name, model=self.model)
         return _sdk_client(self.endpoint(), self.secret)
-
-    def _timeout(self, timeout_s):
-        return float(timeout_s or self.options.get("timeout_s") or DEFAULT_TIMEOUT_S)
-
-    def _error(self, exc, model, timeout):
-        if isinstance(exc, ProviderError):
-            return exc
-        return sdk_error(exc, anthropic, provider=self.name, model=model, secret=self.secret, timeout_s=timeout) or exc
-
-    def _call(self, call, should_stop, model, timeout):
-        try:
-            return call_interruptibly(call, should_stop, provider=self.name, model=model)
-        except Exception as exc:
-            raise self._error(exc, model, timeout) from None
 
     # Messages -------------------------------------------------------------------------
 

@@ -147,6 +147,29 @@ class Provider:
         return (time.monotonic() - started) * 1000
 
 
+class SdkProvider(Provider):
+    """A provider whose calls go through a vendor SDK module (`sdk`: openai, anthropic):
+    its timeouts, its exceptions turned into ProviderError, and calls that honour
+    `should_stop` while the vendor keeps us waiting."""
+
+    sdk = None
+
+    def _timeout(self, timeout_s):
+        return float(timeout_s or self.options.get("timeout_s") or DEFAULT_TIMEOUT_S)
+
+    def _error(self, exc, model, timeout):
+        """The ProviderError for `exc`, or `exc` itself when it is not a vendor failure."""
+        if isinstance(exc, ProviderError):
+            return exc
+        return sdk_error(exc, self.sdk, provider=self.name, model=model, secret=self.secret, timeout_s=timeout) or exc
+
+    def _call(self, call, should_stop, model, timeout):
+        try:
+            return call_interruptibly(call, should_stop, provider=self.name, model=model)
+        except Exception as exc:
+            raise self._error(exc, model, timeout) from None
+
+
 _REGISTRY: dict[str, type[Provider]] = {}
 
 

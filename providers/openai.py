@@ -23,9 +23,9 @@ import time
 
 import openai
 
-from .base import (DEFAULT_TIMEOUT_S, ChatRequest, Completion, Embeddings, ImageResult, Interrupted, Provider,
-                   ProviderError, Usage, _never, call_interruptibly, connection_lost, estimate_tokens,
-                   interruptible, object_schema, register, sdk_error, unwrap_json)
+from .base import (_never, ChatRequest, Completion, Embeddings, ImageResult, Interrupted, ProviderError, SdkProvider,
+                   Usage, connection_lost, estimate_tokens, interruptible, object_schema, register,
+                   unwrap_json)
 
 OPENAI_URL = "https://api.openai.com/v1"
 EMBEDDING_BATCH = 2048  # the most inputs OpenAI takes in one embeddings request
@@ -39,8 +39,9 @@ def _sdk_client(base_url, api_key):
 
 
 @register
-class OpenAIProvider(Provider):
+class OpenAIProvider(SdkProvider):
     name = "openai"
+    sdk = openai
     # What an OpenAI-compatible subclass may change.
     default_base_url = OPENAI_URL
     needs_key = True
@@ -69,21 +70,6 @@ class OpenAIProvider(Provider):
         if not model:
             raise ProviderError(f"no model: give the source the model that {what}", provider=self.name)
         return model
-
-    def _timeout(self, timeout_s):
-        return float(timeout_s or self.options.get("timeout_s") or DEFAULT_TIMEOUT_S)
-
-    def _error(self, exc, model, timeout):
-        """The ProviderError for `exc`, or `exc` itself when it is not a vendor failure."""
-        if isinstance(exc, ProviderError):
-            return exc
-        return sdk_error(exc, openai, provider=self.name, model=model, secret=self.secret, timeout_s=timeout) or exc
-
-    def _call(self, call, should_stop, model, timeout):
-        try:
-            return call_interruptibly(call, should_stop, provider=self.name, model=model)
-        except Exception as exc:
-            raise self._error(exc, model, timeout) from None
 
     # Chat -----------------------------------------------------------------------------
 
