@@ -24,7 +24,6 @@ tpm_error_pct, lane_shares, acquire_p50_ms, acquire_p99_ms, load_1m.
 """
 import argparse
 import json
-import math
 import multiprocessing
 import os
 import shutil
@@ -55,22 +54,12 @@ def _setup():
 def _worker(org, name, config, lane, tokens, seconds, ready, go, results):
     try:
         Queue = _setup()
-        from providers import queues
+        from tests.queues.helpers import hammer
 
         config = Queue.model_validate(config)
         ready.put(os.getpid())
         go.wait()
-        deadline = time.time() + seconds
-        grants = []
-        for i in range(10**9):
-            cost = tokens[i % len(tokens)]
-            try:
-                grant = queues.acquire(org, name, config, lane=lane, tokens=cost,
-                                       should_stop=lambda: time.time() > deadline)
-            except queues.QueueInterrupted:
-                break
-            grants.append((grant.granted_at, lane, cost))
-        results.put(("ok", grants))
+        results.put(("ok", hammer(org, name, config, seconds, lane=lane, tokens=tokens)))
     except BaseException:
         results.put(("error", traceback.format_exc()))
 
@@ -97,16 +86,6 @@ def _hammer(org, name, config, jobs, seconds):
     return sorted(grants)
 
 
-def peak_usage(grants, rate):
-    """Max over windows [t_i, t_j] of (units granted in it - rate * (t_j - t_i))."""
-    peak, lowest, total = -math.inf, math.inf, 0.0
-    for at, units in sorted(grants):
-        lowest = min(lowest, total - rate * at)
-        total += units
-        peak = max(peak, total - rate * at - lowest)
-    return peak
-
-
 def _rate_per_minute(grants, bucket):
     """Units a minute from the first grant to the last, not counting the first full bucket."""
     span = grants[-1][0] - grants[0][0]
@@ -129,6 +108,7 @@ def main():
     try:
         Queue = _setup()
         from providers import queues
+        from tests.queues.helpers import peak_usage
 
         load_1m = os.getloadavg()[0]
         n = args.processes
