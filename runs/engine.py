@@ -353,9 +353,8 @@ class _Engine:
         expired = False
         for node_id in self._waiting():
             node, step = self.spec.node(node_id), self.steps.get((node_id, None))
-            if node.timeout_s is None or step is None or step.started_at is None:
-                continue
-            if (now - step.started_at).total_seconds() < node.timeout_s:
+            left = step.wait_left_s(node.timeout_s, now) if step is not None else None
+            if left is None or left > 0:
                 continue
             message = f"no decision within {node.timeout_s:g} s"
             # Deciding writes the step under the run's lock: only a step still waiting expires.
@@ -369,11 +368,10 @@ class _Engine:
     def _wake_after(self):
         """Seconds until the first waiting human step times out, or None."""
         now = timezone.now()
-        left = [self.spec.node(node_id).timeout_s - (now - step.started_at).total_seconds()
-                for node_id in self._waiting()
-                if (step := self.steps.get((node_id, None))) is not None and step.started_at is not None
-                and self.spec.node(node_id).timeout_s is not None]
-        return max(0.0, min(left)) if left else None
+        lefts = [step.wait_left_s(self.spec.node(node_id).timeout_s, now) for node_id in self._waiting()
+                 if (step := self.steps.get((node_id, None))) is not None]
+        lefts = [left for left in lefts if left is not None]
+        return max(0.0, min(lefts)) if lefts else None
 
     def _start_step(self, node_id, node_type, map_index=None):
         """Record that a step starts (attempt + 1); returns the Step, or None when a cancel

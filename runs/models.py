@@ -382,6 +382,20 @@ class Run(models.Model):
                 enqueue_run(self.pk)
         return step
 
+    def step_notes(self, steps):
+        """{step pk: the latest log message about it} for the running ones of `steps`
+        ("waiting for queue openai (12 s)", a provider retry, a fallback)."""
+        running = {step.pk for step in steps if step.status == Step.Status.RUNNING}
+        if not running:
+            return {}
+        notes = {}
+        for data in (RunEvent.objects.filter(run=self, type="log").order_by("-seq")
+                     .values_list("data", flat=True)[:100]):
+            step = data.get("step") if isinstance(data, dict) else None
+            if step in running and step not in notes:
+                notes[step] = data.get("message", "")
+        return notes
+
     @classmethod
     def wake_if_due(cls, pk):
         """Put a waiting run back to work when one of its human steps has run out of time
@@ -393,15 +407,10 @@ class Run(models.Model):
         if run is None:
             return False
         spec, now = spec_of(run.version), timezone.now()
-        due = False
-        for step in Step.objects.filter(run=run, status=Step.Status.WAITING, map_index__isnull=True):
-            try:
-                timeout = spec.node(step.node_id).timeout_s
-            except KeyError:
-                continue
-            if timeout is not None and step.started_at and (now - step.started_at).total_seconds() >= timeout:
-                due = True
-        if not due:
+        timeouts = {node.id: node.timeout_s for node in spec.nodes}
+        lefts = [step.wait_left_s(timeouts.get(step.node_id), now)
+                 for step in Step.objects.filter(run=run, status=Step.Status.WAITING, map_index__isnull=True)]
+        if not any(left is not None and left <= 0 for left in lefts):
             return False
         with run.writing(fenced=False) as w:
             if w.run.status != cls.Status.WAITING:
@@ -644,6 +653,13 @@ class Step(models.Model):
         else:
             update, fields = _step_sql("update")
             _execute(update, [*_column_values(self, fields), self.pk])
+
+    def wait_left_s(self, timeout_s, now):
+        """Seconds a waiting step has left before its `timeout_s` runs out (0 or less when
+        it has), or None when it has no time limit."""
+        if timeout_s is None or self.started_at is None:
+            return None
+        return timeout_s - (now - self.started_at).total_seconds()
 
     @property
     def approver_role(self):

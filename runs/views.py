@@ -22,7 +22,7 @@ from workflows.models import Workflow
 from .engine import spec_of
 from .forms import RunFilterForm, RunForm
 from .graph import layout, timeline
-from .models import ApproverRoleRequired, Artifact, DecisionError, Run, RunEvent, Step
+from .models import ApproverRoleRequired, Artifact, DecisionError, Run, Step
 
 RUNS_PER_PAGE = 50
 RECENT = 20
@@ -161,21 +161,6 @@ def _decisions(request, steps):
     return waiting
 
 
-def _running_notes(run, steps):
-    """{step pk: the latest log message about it} for running steps ("waiting for queue
-    openai (12 s)", a provider retry, a fallback)."""
-    running = {step.pk for step in steps if step.status == Step.Status.RUNNING}
-    if not running:
-        return {}
-    notes = {}
-    for data in (RunEvent.objects.filter(run=run, type="log").order_by("-seq")
-                 .values_list("data", flat=True)[:100]):
-        step = data.get("step") if isinstance(data, dict) else None
-        if step in running and step not in notes:
-            notes[step] = data.get("message", "")
-    return notes
-
-
 def _titles(spec):
     """{node id: title} of the spec's nodes (a map's item steps carry the map's id)."""
     return {node.id: node.title for node in spec.nodes}
@@ -197,7 +182,7 @@ def run_detail(request, pk):
     steps = list(_steps(run))
     spec = spec_of(run.version)
     titles = _titles(spec)
-    notes = _running_notes(run, steps)
+    notes = run.step_notes(steps)
     for step in steps:
         step.title = titles.get(step.node_id, "")
         step.note = notes.get(step.pk, "")
